@@ -1,0 +1,1 @@
+"""Runner worker process internals: the Runnable API, Runner, batching and IPC."""

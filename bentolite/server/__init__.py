@@ -1,0 +1,1 @@
+"""HTTP serving: API server app, supervisor, OpenAPI and metrics."""

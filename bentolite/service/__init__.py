@@ -1,0 +1,1 @@
+"""Service definition: Service, InferenceAPI, Context and the ``module:svc`` loader."""

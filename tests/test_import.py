@@ -1,0 +1,24 @@
+import subprocess
+import sys
+
+HEAVY = ["torch", "transformers", "xgboost", "easyocr", "pandas"]
+
+
+def test_import_bentolite_stays_light():
+    code = (
+        "import sys, bentolite; bentolite.Tag; bentolite.models; "
+        f"print([m for m in {HEAVY!r} if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_unknown_attribute_is_an_attribute_error():
+    import bentolite
+
+    try:
+        bentolite.no_such_thing  # noqa: B018
+    except AttributeError as e:
+        assert "no_such_thing" in str(e)
+    else:
+        raise AssertionError("expected AttributeError")
