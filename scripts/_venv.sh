@@ -35,7 +35,7 @@ fi
 
 # bentolite itself: editable, so the `bentolite` console script exists; PYTHONPATH makes
 # every process (tests, workers) import this checkout even when several share the venv.
-if ! log="$("$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e "$ROOT" 2>&1)"; then
+if ! log="$(flock "$VENV/.install-lock" "$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e "$ROOT" 2>&1)"; then
   echo "$log" >&2
   exit 1
 fi
