@@ -310,7 +310,8 @@ def _migrate_v1_0(raw: dict[str, Any]) -> dict[str, Any]:
         api.setdefault("traffic", {})["timeout"] = api.pop("timeout")
     api.pop("max_request_size", None)
     runners = raw.get("runners") or {}
-    for section in [runners, *[v for v in runners.values() if isinstance(v, dict)]]:
+    named = [v for k, v in runners.items() if k not in RUNNER_KEYS and isinstance(v, dict)]
+    for section in [runners, *named]:
         if "timeout" in section:
             section.setdefault("traffic", {})["timeout"] = section.pop("timeout")
     tracing = raw.get("tracing") or {}

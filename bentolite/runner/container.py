@@ -1,0 +1,180 @@
+"""Batch containers (concatenate / split along ``batch_dim``) and the pickle-5 payload codec.
+
+Container types are recognised by qualified type name, so pandas, PIL and torch are only
+imported once a value of their type is actually seen.
+"""
+from __future__ import annotations
+
+import pickle
+from typing import Any, Sequence
+
+from ..exceptions import BentoMLException
+
+__all__ = [
+    "batch_size_of",
+    "is_batch_value",
+    "concat_batches",
+    "split_batch",
+    "check_batch_length",
+    "encode_payload",
+    "decode_payload",
+]
+
+
+def _type_name(value: Any) -> str:
+    cls = type(value)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _kind(value: Any) -> str | None:
+    """The container kind of ``value`` or None if it is not a batchable value."""
+    if isinstance(value, list):
+        return "list"
+    name = _type_name(value)
+    if name == "numpy.ndarray":
+        return "ndarray" if value.ndim > 0 else None
+    if name in ("pandas.DataFrame", "pandas.core.frame.DataFrame"):
+        return "dataframe"
+    if name in ("pandas.Series", "pandas.core.series.Series"):
+        return "series"
+    if name == "torch.Tensor" or (name.startswith("torch.") and _is_torch_tensor(value)):
+        return "tensor" if value.dim() > 0 else None
+    return None
+
+
+def _is_torch_tensor(value: Any) -> bool:
+    import torch
+
+    return isinstance(value, torch.Tensor)
+
+
+def is_batch_value(value: Any) -> bool:
+    """Whether ``value`` is a type the batcher can concatenate and split."""
+    return _kind(value) is not None
+
+
+def batch_size_of(value: Any, batch_dim: int = 0) -> int:
+    """Number of items of ``value`` along ``batch_dim``."""
+    kind = _kind(value)
+    if kind == "list" or kind == "series":
+        return len(value)
+    if kind == "dataframe":
+        return len(value) if batch_dim == 0 else value.shape[1]
+    if kind in ("ndarray", "tensor"):
+        return int(value.shape[batch_dim])
+    raise TypeError(f"cannot take the batch size of a {type(value).__name__}")
+
+
+def concat_batches(values: Sequence[Any], batch_dim: int = 0) -> Any:
+    """Join same-kind batches along ``batch_dim``."""
+    if len(values) == 1:
+        return values[0]
+    kind = _kind(values[0])
+    if kind == "list":
+        out: list[Any] = []
+        for v in values:
+            out.extend(v)
+        return out
+    if kind == "ndarray":
+        import numpy as np
+
+        return np.concatenate(values, axis=batch_dim)
+    if kind in ("dataframe", "series"):
+        import pandas as pd
+
+        if batch_dim != 0:
+            return pd.concat(values, axis=1)
+        return pd.concat(values, axis=0, ignore_index=True)
+    if kind == "tensor":
+        import torch
+
+        return torch.cat(list(values), dim=batch_dim)
+    raise TypeError(f"cannot batch values of type {type(values[0]).__name__}")
+
+
+def _split_one(value: Any, sizes: Sequence[int], batch_dim: int) -> list[Any]:
+    kind = _kind(value)
+    if kind is None:
+        raise TypeError(f"a {type(value).__name__} cannot be split into per-request results")
+    offsets = [0]
+    for n in sizes:
+        offsets.append(offsets[-1] + n)
+    if kind == "list":
+        return [value[offsets[i]:offsets[i + 1]] for i in range(len(sizes))]
+    if kind == "ndarray":
+        import numpy as np
+
+        return np.split(value, offsets[1:-1], axis=batch_dim)
+    if kind in ("dataframe", "series"):
+        if batch_dim != 0:
+            return [value.iloc[:, offsets[i]:offsets[i + 1]] for i in range(len(sizes))]
+        return [
+            value.iloc[offsets[i]:offsets[i + 1]].reset_index(drop=True) for i in range(len(sizes))
+        ]
+    if kind == "tensor":
+        return list(value.split(list(sizes), dim=batch_dim))
+    raise AssertionError(kind)
+
+
+def check_batch_length(value: Any, expected: int, batch_dim: int, method: str) -> None:
+    """Raise BentoMLException naming ``method`` unless ``value`` holds ``expected`` items."""
+    if isinstance(value, tuple):
+        for v in value:
+            check_batch_length(v, expected, batch_dim, method)
+        return
+    if isinstance(value, dict):
+        for v in value.values():
+            check_batch_length(v, expected, batch_dim, method)
+        return
+    if not is_batch_value(value):
+        raise BentoMLException(
+            f"batchable method {method!r} returned a {type(value).__name__}; it must return a "
+            "list, numpy array, pandas object or torch tensor (or a tuple/dict of them) with one "
+            "item per input item"
+        )
+    actual = batch_size_of(value, batch_dim)
+    if actual != expected:
+        raise BentoMLException(
+            f"batchable method {method!r} returned {actual} items along batch_dim {batch_dim} "
+            f"for a batch of {expected} input items; expected {expected}"
+        )
+
+
+def split_batch(value: Any, sizes: Sequence[int], batch_dim: int, method: str) -> list[Any]:
+    """Split a batched result into one result per request (``sizes`` items each).
+
+    Tuples and dicts of batch values (multi-output methods) are split element-wise.
+    Raises BentoMLException naming ``method`` if the result length does not match.
+    """
+    check_batch_length(value, sum(sizes), batch_dim, method)
+    return _split(value, sizes, batch_dim)
+
+
+def _split(value: Any, sizes: Sequence[int], batch_dim: int) -> list[Any]:
+    if isinstance(value, tuple):
+        parts = [_split(v, sizes, batch_dim) for v in value]
+        return [tuple(p[i] for p in parts) for i in range(len(sizes))]
+    if isinstance(value, dict):
+        split = {k: _split(v, sizes, batch_dim) for k, v in value.items()}
+        return [{k: split[k][i] for k in split} for i in range(len(sizes))]
+    return _split_one(value, sizes, batch_dim)
+
+
+# --- payload codec -------------------------------------------------------------------
+
+def encode_payload(obj: Any) -> list[memoryview | bytes]:
+    """Pickle ``obj`` (protocol 5); returns ``[main_pickle, *out_of_band_buffers]``."""
+    buffers: list[pickle.PickleBuffer] = []
+    main = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
+    parts: list[memoryview | bytes] = [main]
+    for buf in buffers:
+        try:
+            parts.append(buf.raw())
+        except BufferError:  # non-contiguous: one copy to make it sendable
+            parts.append(bytes(buf))
+    return parts
+
+
+def decode_payload(parts: Sequence[Any]) -> Any:
+    """Inverse of ``encode_payload`` (buffers are used in place, without copies)."""
+    return pickle.loads(parts[0], buffers=parts[1:])

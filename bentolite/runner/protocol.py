@@ -1,0 +1,143 @@
+"""The framed protocol of the local hop (API worker -> runner worker over a Unix socket).
+
+A frame is ``header | buffer lengths | meta | buffers``:
+
+* header ``!IBQIH``: length of the rest of the frame, kind, request id, meta length,
+  number of buffers;
+* one ``!Q`` length per buffer;
+* ``meta``: a small JSON object (method name, error details, and ``trace``: an optional
+  W3C trace-context dict such as ``{"traceparent": "..."}``);
+* the buffers: the main pickle and its out-of-band buffers (see ``container``).
+
+Many calls share one connection; replies carry the request id of their call.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import struct
+from typing import Any, Callable, Sequence
+
+__all__ = [
+    "CALL", "RESULT", "ERROR", "CANCEL", "PING", "PONG",
+    "Frame", "FrameProtocol", "pack_frame", "write_frame", "error_meta", "error_from_meta",
+]
+
+CALL, RESULT, ERROR, CANCEL, PING, PONG = 1, 2, 3, 4, 5, 6
+
+_HEADER = struct.Struct("!IBQIH")
+_PREFIX = struct.Struct("!I")
+_LENGTH = struct.Struct("!Q")
+_BIG_FRAME = 64 * 1024
+#: Frames larger than this are refused (protects a worker from a garbage length prefix).
+MAX_FRAME_BYTES = 4 * 1024 * 1024 * 1024 - 1
+
+
+class Frame:
+    __slots__ = ("kind", "request_id", "meta", "buffers")
+
+    def __init__(self, kind: int, request_id: int, meta: dict[str, Any], buffers: list[Any]):
+        self.kind = kind
+        self.request_id = request_id
+        self.meta = meta
+        self.buffers = buffers
+
+
+def pack_frame(
+    kind: int, request_id: int, meta: dict[str, Any] | None = None,
+    buffers: Sequence[Any] = (),
+) -> list[Any]:
+    """The pieces of one frame, ready for ``transport.writelines``."""
+    meta_bytes = json.dumps(meta, separators=(",", ":")).encode() if meta else b""
+    sizes = [memoryview(b).nbytes for b in buffers]
+    lengths = b"".join(_LENGTH.pack(n) for n in sizes)
+    rest = _HEADER.size - _PREFIX.size + len(lengths) + len(meta_bytes) + sum(sizes)
+    if rest > MAX_FRAME_BYTES:
+        raise ValueError(f"a runner call payload of {rest} bytes exceeds the 4 GiB frame limit")
+    header = _HEADER.pack(rest, kind, request_id, len(meta_bytes), len(sizes))
+    return [header + lengths + meta_bytes, *buffers]
+
+
+def write_frame(transport: asyncio.BaseTransport, pieces: list[Any]) -> None:
+    """Write a frame; small frames go as one write, large buffers without joining."""
+    if sum(memoryview(p).nbytes for p in pieces) <= _BIG_FRAME:
+        transport.write(b"".join(pieces))  # type: ignore[attr-defined]
+    else:
+        for piece in pieces:
+            transport.write(piece)  # type: ignore[attr-defined]
+
+
+class FrameProtocol(asyncio.Protocol):
+    """Parses frames off a stream and hands each to ``on_frame``."""
+
+    def __init__(self, on_frame: Callable[[Frame], None]) -> None:
+        self._on_frame = on_frame
+        self._buf = bytearray()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        buf = self._buf
+        buf += data
+        while len(buf) >= _HEADER.size:
+            (rest,) = _PREFIX.unpack_from(buf, 0)
+            end = _PREFIX.size + rest
+            if len(buf) < end:
+                return
+            frame_bytes = buf[:end]  # a bytearray copy: buffers decoded from it are writable
+            del buf[:end]
+            self._on_frame(_parse(frame_bytes))
+
+    def send(self, pieces: list[Any]) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            write_frame(self.transport, pieces)
+
+
+def _parse(data: bytearray) -> Frame:
+    _, kind, request_id, meta_len, n_buffers = _HEADER.unpack_from(data, 0)
+    pos = _HEADER.size
+    sizes = [_LENGTH.unpack_from(data, pos + 8 * i)[0] for i in range(n_buffers)]
+    pos += 8 * n_buffers
+    meta = json.loads(bytes(data[pos:pos + meta_len])) if meta_len else {}
+    pos += meta_len
+    view = memoryview(data)
+    buffers = []
+    for size in sizes:
+        buffers.append(view[pos:pos + size])
+        pos += size
+    return Frame(kind, request_id, meta, buffers)
+
+
+# --- errors across the hop -----------------------------------------------------------
+
+def error_meta(exc: BaseException) -> dict[str, Any]:
+    """The meta of an ERROR frame: type, module and message of ``exc``."""
+    cls = type(exc)
+    meta: dict[str, Any] = {
+        "type": cls.__name__,
+        "module": cls.__module__,
+        "message": getattr(exc, "message", None) or str(exc),
+    }
+    field = getattr(exc, "field", None)
+    if isinstance(field, str):
+        meta["field"] = field
+    return meta
+
+
+def error_from_meta(meta: dict[str, Any], runner_name: str) -> BaseException:
+    """Rebuild an error: bentolite exceptions as their own class, others as RemoteException."""
+    from .. import exceptions
+
+    type_name = str(meta.get("type", "Exception"))
+    message = str(meta.get("message", ""))
+    if meta.get("module") == exceptions.__name__ and type_name in exceptions.__all__:
+        cls = getattr(exceptions, type_name)
+        if cls is exceptions.RemoteException:
+            return cls(message, remote_type=type_name)
+        if issubclass(cls, exceptions.BentoMLException):
+            return cls(message, field=meta.get("field"))
+        return cls(message)
+    return exceptions.RemoteException(
+        f"runner {runner_name!r} raised {type_name}: {message}", remote_type=type_name)
