@@ -222,27 +222,32 @@ class RemoteRunnerHandle(RunnerHandle):
             return await probe()
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(probe(), self._loop))
 
-    def close(self) -> None:
-        def close_all() -> None:
-            for worker in self._workers:
-                if worker.conn is not None and worker.conn.transport is not None:
-                    worker.conn.transport.close()
-                worker.conn = None
+    async def aclose(self) -> None:
+        """Close every connection (on the handle's loop) and let the transports finish."""
+        for worker in self._workers:
+            conn, worker.conn = worker.conn, None
+            if conn is not None and conn.transport is not None:
+                conn.transport.close()
+        await asyncio.sleep(0)  # transports close in a callback of the next loop iteration
 
+    def close(self) -> None:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if self._loop.is_closed():
+            return
+        if running is self._loop:
+            running.create_task(self.aclose())
+        elif self._loop.is_running():
+            future = asyncio.run_coroutine_threadsafe(self.aclose(), self._loop)
+            try:
+                future.result(timeout=5)
+            except Exception:  # noqa: BLE001 - closing is best effort
+                pass
+        else:
+            self._loop.run_until_complete(self.aclose())
         if self._thread is not None:
-            self._loop.call_soon_threadsafe(close_all)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=5)
             self._loop.close()
-        elif not self._loop.is_closed():
-            if self._loop.is_running():
-                try:
-                    same = asyncio.get_running_loop() is self._loop
-                except RuntimeError:
-                    same = False
-                if same:
-                    close_all()
-                else:
-                    self._loop.call_soon_threadsafe(close_all)
-            else:
-                close_all()

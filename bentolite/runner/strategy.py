@@ -111,9 +111,9 @@ class CpuResource(Resource[float], resource_id="cpu"):
         if value < 0:
             raise BentoMLConfigException(f"runners.resources.cpu: {value} is negative")
         system = cls.from_system()
-        if value > system:
-            raise BentoMLConfigException(
-                f"runners.resources.cpu: {value} is more than the {system:g} CPUs available")
+        if value > system:  # trusted, like GPU lists: the config may describe another machine
+            logger.warning("runners.resources.cpu is %g but only %g CPUs are available here",
+                           value, system)
 
 
 class NvidiaGpuResource(Resource[list[int]], resource_id="nvidia.com/gpu"):

@@ -24,12 +24,14 @@ class RowModel(bentolite.Runnable):
     def __init__(self, delay_s: float = 0.0) -> None:
         self.delay_s = delay_s
         self.batch_sizes: list[int] = []
+        self.seen: list[float] = []
 
     @bentolite.Runnable.method(batchable=True)
     def predict(self, x: np.ndarray) -> np.ndarray:
         if self.delay_s:
             time.sleep(self.delay_s)
         self.batch_sizes.append(len(x))
+        self.seen.extend(x[:, 0].tolist())
         return np.column_stack([x[:, 0], np.full(len(x), len(x), dtype=x.dtype)])
 
     @bentolite.Runnable.method(batchable=True)
@@ -58,8 +60,13 @@ class RowModel(bentolite.Runnable):
         raise KeyError(kind)
 
     @bentolite.Runnable.method
-    def history(self) -> list[int]:
-        return list(self.batch_sizes)
+    def nap(self, seconds: float) -> float:
+        time.sleep(seconds)
+        return seconds
+
+    @bentolite.Runnable.method
+    def history(self) -> dict[str, list[Any]]:
+        return {"batch_sizes": list(self.batch_sizes), "seen": list(self.seen)}
 
     @bentolite.Runnable.method
     def env(self, names: list[str]) -> dict[str, Any]:
