@@ -43,10 +43,11 @@ class BatchLimits:
 class CostModel:
     """Online least-squares fit of batch latency: ``seconds ~ a + b * items``."""
 
-    __slots__ = ("_samples", "a", "b")
+    __slots__ = ("_samples", "_sx", "_sy", "_sxx", "_sxy", "a", "b")
 
     def __init__(self, window: int = 64) -> None:
         self._samples: collections.deque[tuple[int, float]] = collections.deque(maxlen=window)
+        self._sx = self._sy = self._sxx = self._sxy = 0.0
         self.a = 0.0
         self.b = 0.0
 
@@ -54,15 +55,23 @@ class CostModel:
     def fitted(self) -> bool:
         return len(self._samples) >= 3
 
+    def _account(self, x: float, y: float, sign: float) -> None:
+        self._sx += sign * x
+        self._sy += sign * y
+        self._sxx += sign * x * x
+        self._sxy += sign * x * y
+
     def add(self, items: int, duration_s: float) -> None:
-        self._samples.append((items, duration_s))
-        n = len(self._samples)
-        mean_x = sum(x for x, _ in self._samples) / n
-        mean_y = sum(y for _, y in self._samples) / n
-        var_x = sum((x - mean_x) ** 2 for x, _ in self._samples)
-        if var_x > 0:
-            cov = sum((x - mean_x) * (y - mean_y) for x, y in self._samples)
-            self.b = max(cov / var_x, 0.0)
+        samples = self._samples
+        if len(samples) == samples.maxlen:
+            self._account(*samples[0], -1.0)
+        samples.append((items, duration_s))
+        self._account(items, duration_s, 1.0)
+        n = len(samples)
+        mean_x, mean_y = self._sx / n, self._sy / n
+        var_x = self._sxx / n - mean_x * mean_x
+        if var_x > 1e-9:
+            self.b = max((self._sxy / n - mean_x * mean_y) / var_x, 0.0)
             self.a = max(mean_y - self.b * mean_x, 0.0)
         else:  # one batch size seen so far: attribute it all to the fixed cost
             self.a, self.b = mean_y, 0.0

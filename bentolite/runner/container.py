@@ -162,16 +162,28 @@ def _split(value: Any, sizes: Sequence[int], batch_dim: int) -> list[Any]:
 
 # --- payload codec -------------------------------------------------------------------
 
+#: Buffers smaller than this travel inside the main pickle (fewer pieces, no per-buffer cost).
+OUT_OF_BAND_MIN_BYTES = 16 * 1024
+
+
 def encode_payload(obj: Any) -> list[memoryview | bytes]:
-    """Pickle ``obj`` (protocol 5); returns ``[main_pickle, *out_of_band_buffers]``."""
-    buffers: list[pickle.PickleBuffer] = []
-    main = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
-    parts: list[memoryview | bytes] = [main]
-    for buf in buffers:
+    """Pickle ``obj`` (protocol 5); returns ``[main_pickle, *out_of_band_buffers]``.
+
+    Large contiguous buffers (numpy arrays, pandas blocks) go out of band, without copies.
+    """
+    parts: list[memoryview | bytes] = [b""]
+
+    def out_of_band(buf: pickle.PickleBuffer) -> bool:
         try:
-            parts.append(buf.raw())
-        except BufferError:  # non-contiguous: one copy to make it sendable
-            parts.append(bytes(buf))
+            raw = buf.raw()
+        except BufferError:  # non-contiguous: pickled in band (one copy)
+            return True
+        if raw.nbytes < OUT_OF_BAND_MIN_BYTES:
+            return True
+        parts.append(raw)
+        return False
+
+    parts[0] = pickle.dumps(obj, protocol=5, buffer_callback=out_of_band)
     return parts
 
 

@@ -284,6 +284,12 @@ class RunnerWorkerGroup:
         env.pop("BENTOLITE_CONFIG_OPTIONS", None)
         env.pop("BENTOML_CONFIG_OPTIONS", None)
         env["BENTOLITE_RUNNER_WORKER_INDEX"] = str(index)
+        # the workers import bentolite from where this process did (a relative PYTHONPATH
+        # entry would break under the workers' working_dir)
+        package_root = str(Path(__file__).resolve().parents[2])
+        if "site-packages" not in package_root:
+            paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+            env["PYTHONPATH"] = os.pathsep.join([package_root, *paths])
         return env
 
     async def start(self) -> None:

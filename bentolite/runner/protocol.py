@@ -48,9 +48,9 @@ def pack_frame(
     buffers: Sequence[Any] = (),
 ) -> list[Any]:
     """The pieces of one frame, ready for ``transport.writelines``."""
-    meta_bytes = json.dumps(meta, separators=(",", ":")).encode() if meta else b""
-    sizes = [memoryview(b).nbytes for b in buffers]
-    lengths = b"".join(_LENGTH.pack(n) for n in sizes)
+    meta_bytes = _encode_meta(meta) if meta else b""
+    sizes = [len(b) if isinstance(b, bytes) else memoryview(b).nbytes for b in buffers]
+    lengths = struct.pack(f"!{len(sizes)}Q", *sizes)
     rest = _HEADER.size - _PREFIX.size + len(lengths) + len(meta_bytes) + sum(sizes)
     if rest > MAX_FRAME_BYTES:
         raise ValueError(f"a runner call payload of {rest} bytes exceeds the 4 GiB frame limit")
@@ -58,9 +58,35 @@ def pack_frame(
     return [header + lengths + meta_bytes, *buffers]
 
 
+_meta_cache: dict[Any, bytes] = {}
+_meta_parsed: dict[bytes, dict[str, Any]] = {}
+
+
+def _encode_meta(meta: dict[str, Any]) -> bytes:
+    if len(meta) == 1 and "m" in meta:  # the common CALL meta: cache per method name
+        cached = _meta_cache.get(meta["m"])
+        if cached is None:
+            cached = _meta_cache[meta["m"]] = json.dumps(meta, separators=(",", ":")).encode()
+        return cached
+    return json.dumps(meta, separators=(",", ":")).encode()
+
+
+def _decode_meta(raw: bytes) -> dict[str, Any]:
+    cached = _meta_parsed.get(raw)
+    if cached is not None:
+        return cached
+    meta = json.loads(raw)
+    if len(raw) < 80 and len(_meta_parsed) < 1024 and list(meta) == ["m"]:
+        _meta_parsed[raw] = meta  # read-only use: callers never mutate meta
+    return meta
+
+
 def write_frame(transport: asyncio.BaseTransport, pieces: list[Any]) -> None:
     """Write a frame; small frames go as one write, large buffers without joining."""
-    if sum(memoryview(p).nbytes for p in pieces) <= _BIG_FRAME:
+    if len(pieces) == 1:
+        transport.write(pieces[0])  # type: ignore[attr-defined]
+    elif sum(len(p) if isinstance(p, bytes) else memoryview(p).nbytes for p in pieces) \
+            <= _BIG_FRAME:
         transport.write(b"".join(pieces))  # type: ignore[attr-defined]
     else:
         for piece in pieces:
@@ -98,9 +124,9 @@ class FrameProtocol(asyncio.Protocol):
 def _parse(data: bytearray) -> Frame:
     _, kind, request_id, meta_len, n_buffers = _HEADER.unpack_from(data, 0)
     pos = _HEADER.size
-    sizes = [_LENGTH.unpack_from(data, pos + 8 * i)[0] for i in range(n_buffers)]
+    sizes = struct.unpack_from(f"!{n_buffers}Q", data, pos)
     pos += 8 * n_buffers
-    meta = json.loads(bytes(data[pos:pos + meta_len])) if meta_len else {}
+    meta = _decode_meta(bytes(data[pos:pos + meta_len])) if meta_len else {}
     pos += meta_len
     view = memoryview(data)
     buffers = []

@@ -246,7 +246,8 @@ class RunnerWorker:
                 pass
 
 
-async def _amain(args: argparse.Namespace) -> int:
+def _load(args: argparse.Namespace) -> RunnerWorker:
+    """Import the target and build the Runnable; exit 3 with the traceback if that fails."""
     runner = load_runner(args.target, args.runner_name)
     worker = RunnerWorker(runner, args.worker_index)
     try:
@@ -256,7 +257,12 @@ async def _amain(args: argparse.Namespace) -> int:
               f"{runner.runnable_class.__name__} failed to initialise:", file=sys.stderr)
         traceback.print_exc()
         sys.stderr.flush()
-        return EXIT_INIT_FAILED
+        sys.exit(EXIT_INIT_FAILED)
+    return worker
+
+
+async def _serve(worker: RunnerWorker, args: argparse.Namespace) -> int:
+    runner = worker.runner
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -293,12 +299,13 @@ def main(argv: list[str] | None = None) -> None:
         format=f"%(asctime)s %(levelname)s [runner:{args.runner_name}:{args.worker_index}] "
                "%(message)s")
     started = time.monotonic()
+    worker = _load(args)  # outside any event loop, like a plain import of the service
     try:
         import uvloop
-
-        code = uvloop.run(_amain(args))
     except ImportError:
-        code = asyncio.run(_amain(args))
+        code = asyncio.run(_serve(worker, args))
+    else:
+        code = uvloop.run(_serve(worker, args))
     logger.info("exiting after %.1f s", time.monotonic() - started)
     sys.exit(code)
 
