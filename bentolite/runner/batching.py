@@ -122,6 +122,8 @@ class AdaptiveBatcher:
         self._rate = 0.0  # items/s, exponentially decayed
         self._rate_t = 0.0
         self.cost = CostModel()
+        self._cork_misses = 0
+        self._cork_resume_at = 0.0
 
     # --- public ---------------------------------------------------------------------
 
@@ -134,6 +136,10 @@ class AdaptiveBatcher:
 
         Requests with different ``key`` (e.g. unequal non-batch arguments) never share a batch.
         """
+        return await self.enqueue(payload, items, key)
+
+    def enqueue(self, payload: Any, items: int = 1, key: Hashable = None) -> asyncio.Future[Any]:
+        """Like ``submit`` but returns the future; cancelling it takes the call off the queue."""
         limits = self.limits
         if len(self._queue) >= limits.max_queue_size:
             raise ServiceUnavailable(
@@ -148,18 +154,15 @@ class AdaptiveBatcher:
             self._task = loop.create_task(self._dispatch_loop())
         now = self._clock()
         self._note_arrival(now, items)
-        req = _Request(payload, items, key, loop.create_future(), now,
-                       now + limits.max_latency_ms / 1000)
+        future: asyncio.Future[Any] = loop.create_future()
+        req = _Request(payload, items, key, future, now, now + limits.max_latency_ms / 1000)
+        future.add_done_callback(lambda f: self._remove(req) if f.cancelled() else None)
         self._queue.append(req)
         self._queued_items += items
         self._arm_expiry()
         assert self._wakeup is not None
         self._wakeup.set()
-        try:
-            return await req.future
-        except asyncio.CancelledError:
-            self._remove(req)
-            raise
+        return future
 
     async def close(self) -> None:
         """Stop the dispatcher; queued requests fail with ServiceUnavailable."""
@@ -240,35 +243,54 @@ class AdaptiveBatcher:
         self._expire()
 
     def _cork_target(self, now: float) -> int:
-        """Items worth gathering before running: the batch size that keeps up with arrivals."""
-        if not self.limits.batchable or not self.cost.fitted:
+        """Items worth gathering before running: the batch size that keeps up with arrivals.
+
+        With arrival rate r and cost a + b*n, a batch of n keeps up when a + b*n <= n/r,
+        i.e. n >= r*a / (1 - r*b). Rounded to nearest (not up) so that a closed loop of one
+        caller, whose rate sits just around 1/a, is not held back.
+        """
+        if not self.limits.batchable or not self.cost.fitted or now < self._cork_resume_at:
             return 1
         rate = self._arrival_rate(now)
         a, b = self.cost.a, self.cost.b
         if rate * b >= 1:
             return self.limits.max_batch_size
-        return min(max(math.ceil(rate * a / (1 - rate * b)), 1), self.limits.max_batch_size)
+        return min(max(round(rate * a / (1 - rate * b)), 1), self.limits.max_batch_size)
 
     async def _wait_for_batch(self) -> None:
-        """Idle model with a queue: maybe wait (<= max_wait_ms) for a fuller batch."""
+        """Idle model with a queue: maybe wait (<= max_wait_ms) for a fuller batch.
+
+        A wait that gathers nothing (e.g. every caller is already queued) turns waiting off
+        for a while, doubling each time, so a closed loop of callers never pays for it twice.
+        """
         assert self._wakeup is not None
-        cork_end = self._clock() + self.limits.max_wait_ms / 1000
+        start = self._clock()
+        cork_end = start + self.limits.max_wait_ms / 1000
+        start_items = self._queued_items
+        waited = False
         while self._queue:
             now = self._clock()
             target = self._cork_target(now)
             if self._queued_items >= target:
-                return
+                break
             head = self._queue[0]
             # never wait past the point where the head could still run the target batch in time
             end = min(cork_end, head.deadline - self.cost.estimate_s(target))
             remaining = end - now
             if remaining <= 0 or self._arrival_rate(now) * remaining < 1:
-                return
+                break
+            waited = True
             self._wakeup.clear()
             try:
                 await asyncio.wait_for(self._wakeup.wait(), remaining)
             except asyncio.TimeoutError:
-                return
+                break
+        if waited:
+            if self._queued_items > start_items:
+                self._cork_misses = 0
+            else:
+                self._cork_misses += 1
+                self._cork_resume_at = self._clock() + min(0.01 * 2 ** self._cork_misses, 2.0)
 
     def _take_batch(self, now: float) -> list[_Request]:
         queue = self._queue

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import concurrent.futures
+import functools
 import importlib
 import logging
 import os
@@ -110,7 +111,7 @@ class RunnerWorker:
         self._instance: Any = None
         self._batchers: dict[str, AdaptiveBatcher] = {}
         self._methods = {m.name: m for m in runner.runner_methods}
-        self._inflight: set[asyncio.Task[Any]] = set()
+        self._inflight: set[asyncio.Future[Any]] = set()
 
     def load(self) -> None:
         """Build the Runnable (in the model thread that will call it)."""
@@ -167,7 +168,9 @@ class RunnerWorker:
 
         return run_batch
 
-    async def call(self, method_name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def call(self, method_name: str, args: tuple[Any, ...],
+             kwargs: dict[str, Any]) -> asyncio.Future[Any]:
+        """Queue a call; the future resolves to its result (cancel it to withdraw the call)."""
         method = self._methods.get(method_name)
         if method is None:
             raise BentoMLException(
@@ -175,49 +178,59 @@ class RunnerWorker:
         batcher = self._batchers[method_name]
         if method.config.batchable:
             items = batch_items(method, args, kwargs)
-            return await batcher.submit((args, kwargs, items), items, _batch_key(args, kwargs))
-        return await batcher.submit((args, kwargs, 1), 1)
+            return batcher.enqueue((args, kwargs, items), items, _batch_key(args, kwargs))
+        return batcher.enqueue((args, kwargs, 1), 1)
 
     # --- serving --------------------------------------------------------------------
 
     def _connection(self) -> FrameProtocol:
-        tasks: dict[int, asyncio.Task[Any]] = {}
-        loop = asyncio.get_running_loop()
+        calls: dict[int, asyncio.Future[Any]] = {}
+        inflight = self._inflight
+
+        def reply(rid: int, future: asyncio.Future[Any]) -> None:
+            calls.pop(rid, None)
+            inflight.discard(future)
+            if future.cancelled():
+                return
+            exc = future.exception()
+            if exc is None:
+                try:
+                    pieces = pack_frame(RESULT, rid, None, encode_payload(future.result()))
+                except Exception as e:  # noqa: BLE001 - e.g. an unpicklable result
+                    pieces = error_frame(rid, e)
+            else:
+                pieces = error_frame(rid, exc)
+            proto.send(pieces)
+
+        def error_frame(rid: int, exc: BaseException) -> list[Any]:
+            if not isinstance(exc, BentoMLException):
+                logger.error("runner %s call failed:\n%s", self.runner.name, "".join(
+                    traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip())
+            return pack_frame(ERROR, rid, error_meta(exc))
 
         def on_frame(frame: Frame) -> None:
-            if frame.kind == CALL:
-                task = loop.create_task(handle(frame))
-                tasks[frame.request_id] = task
-                self._inflight.add(task)
-                task.add_done_callback(self._inflight.discard)
-            elif frame.kind == CANCEL:
-                task = tasks.get(frame.request_id)
-                if task is not None:
-                    task.cancel()
-            elif frame.kind == PING:
-                proto.send(pack_frame(PONG, frame.request_id, {"worker_index": self.worker_index}))
-
-        async def handle(frame: Frame) -> None:
             rid = frame.request_id
-            try:
-                args, kwargs = decode_payload(frame.buffers)
-                result = await self.call(frame.meta.get("m", ""), args, kwargs)
-                pieces = pack_frame(RESULT, rid, None, encode_payload(result))
-            except asyncio.CancelledError:
-                return
-            except Exception as e:  # noqa: BLE001 - every error goes back to the caller
-                if not isinstance(e, BentoMLException):
-                    logger.error("runner %s method %s raised:\n%s", self.runner.name,
-                                 frame.meta.get("m"), traceback.format_exc().rstrip())
-                pieces = pack_frame(ERROR, rid, error_meta(e))
-            finally:
-                tasks.pop(rid, None)
-            proto.send(pieces)
+            if frame.kind == CALL:
+                try:
+                    args, kwargs = decode_payload(frame.buffers)
+                    future = self.call(frame.meta.get("m", ""), args, kwargs)
+                except Exception as e:  # noqa: BLE001 - refused calls get their error back
+                    proto.send(error_frame(rid, e))
+                    return
+                calls[rid] = future
+                inflight.add(future)
+                future.add_done_callback(functools.partial(reply, rid))
+            elif frame.kind == CANCEL:
+                future = calls.get(rid)
+                if future is not None:
+                    future.cancel()
+            elif frame.kind == PING:
+                proto.send(pack_frame(PONG, rid, {"worker_index": self.worker_index}))
 
         class _Conn(FrameProtocol):
             def connection_lost(self, exc: Exception | None) -> None:
-                for task in list(tasks.values()):
-                    task.cancel()
+                for future in list(calls.values()):
+                    future.cancel()
 
         proto = _Conn(on_frame)
         return proto
