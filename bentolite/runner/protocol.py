@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence
 
 __all__ = [
     "CALL", "RESULT", "ERROR", "CANCEL", "PING", "PONG",
-    "Frame", "FrameProtocol", "pack_frame", "write_frame", "error_meta", "error_from_meta",
+    "Frame", "FrameProtocol", "pack_frame", "write_frame", "parse_frame", "error_meta", "error_from_meta",
 ]
 
 CALL, RESULT, ERROR, CANCEL, PING, PONG = 1, 2, 3, 4, 5, 6
@@ -114,14 +114,15 @@ class FrameProtocol(asyncio.Protocol):
                 return
             frame_bytes = buf[:end]  # a bytearray copy: buffers decoded from it are writable
             del buf[:end]
-            self._on_frame(_parse(frame_bytes))
+            self._on_frame(parse_frame(frame_bytes))
 
     def send(self, pieces: list[Any]) -> None:
         if self.transport is not None and not self.transport.is_closing():
             write_frame(self.transport, pieces)
 
 
-def _parse(data: bytearray) -> Frame:
+def parse_frame(data: bytearray) -> Frame:
+    """Parse one whole frame (length prefix included)."""
     _, kind, request_id, meta_len, n_buffers = _HEADER.unpack_from(data, 0)
     pos = _HEADER.size
     sizes = struct.unpack_from(f"!{n_buffers}Q", data, pos)

@@ -20,7 +20,7 @@ from .protocol import (
 if TYPE_CHECKING:  # pragma: no cover
     from .runner import Runner, RunnerMethod
 
-__all__ = ["RemoteRunnerHandle", "ping_worker"]
+__all__ = ["RemoteRunnerHandle", "HttpRunnerHandle", "handle_class_for", "ping_worker"]
 
 
 def _socket_path(address: str) -> str:
@@ -251,3 +251,110 @@ class RemoteRunnerHandle(RunnerHandle):
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=5)
             self._loop.close()
+
+
+class HttpRunnerHandle(RemoteRunnerHandle):
+    """Calls runner servers over HTTP (``tcp://host:port`` addresses, split deployments).
+
+    Sends the shared secret ``runners.auth_token`` as ``Authorization: Bearer <token>``.
+    """
+
+    def __init__(self, runner: Runner, addresses: list[str], *,
+                 timeout_s: float | None = None) -> None:
+        super().__init__(runner, addresses, timeout_s=timeout_s)
+        self._urls = [_http_url(a) for a in addresses]
+        self._outstanding = [0] * len(addresses)
+        self._session: Any = None
+        token = runner.config.auth_token
+        self._headers = {"Content-Type": "application/vnd.bentolite.frame"}
+        if token:
+            self._headers["Authorization"] = f"Bearer {token}"
+
+    def _client(self) -> Any:
+        if self._session is None:
+            import aiohttp
+
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self._timeout_s))
+        return self._session
+
+    async def call(self, method_name: str, args: tuple[Any, ...], kwargs: dict[str, Any],
+                   trace: dict[str, str] | None = None) -> Any:
+        import aiohttp
+
+        from .protocol import parse_frame
+
+        index = min(range(len(self._urls)), key=self._outstanding.__getitem__)
+        meta: dict[str, Any] = {"m": method_name}
+        if trace:
+            meta["trace"] = trace
+        body = b"".join(bytes(p) for p in pack_frame(CALL, 1, meta,
+                                                      encode_payload((args, kwargs))))
+        name = self._runner.name
+        self._outstanding[index] += 1
+        try:
+            async with self._client().post(f"{self._urls[index]}/call/{method_name}",
+                                           data=body, headers=self._headers) as response:
+                data = bytearray(await response.read())
+                status = response.status
+        except asyncio.TimeoutError:
+            raise GatewayTimeout(
+                f"runner {name!r} did not answer {method_name} within {self._timeout_s:g} s; "
+                f"raise runners.traffic.timeout (or runners.{name}.traffic.timeout)") from None
+        except aiohttp.ClientError as e:
+            raise ServiceUnavailable(
+                f"runner {name!r} server {self._urls[index]} is unreachable: {e}") from None
+        finally:
+            self._outstanding[index] -= 1
+        if status == 401:
+            from ..exceptions import Unauthorized
+
+            raise Unauthorized(
+                f"runner {name!r} server refused the call: missing or wrong auth token "
+                f"(set the same runners.auth_token on both sides)")
+        frame = parse_frame(data)
+        if frame.kind == RESULT:
+            return decode_payload(frame.buffers)
+        raise error_from_meta(frame.meta, name)
+
+    async def is_ready(self, timeout: float) -> bool:
+        async def probe() -> bool:
+            import aiohttp
+
+            for url in self._urls:
+                try:
+                    async with self._client().get(
+                            f"{url}/readyz", timeout=aiohttp.ClientTimeout(total=timeout)) as r:
+                        if r.status == 200:
+                            return True
+                except (aiohttp.ClientError, asyncio.TimeoutError):
+                    continue
+            return False
+
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:  # pragma: no cover
+            running = None
+        if running is self._loop:
+            return await probe()
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(probe(), self._loop))
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+
+def _http_url(address: str) -> str:
+    for prefix in ("tcp://", "http://"):
+        if address.startswith(prefix):
+            return "http://" + address[len(prefix):].rstrip("/")
+    raise ValueError(f"runner server address {address!r} must look like tcp://host:port")
+
+
+def handle_class_for(addresses: list[str]) -> type[RemoteRunnerHandle]:
+    """HTTP for ``tcp://``/``http://`` addresses, the framed Unix-socket protocol otherwise."""
+    remote = [a.startswith(("tcp://", "http://")) for a in addresses]
+    if any(remote) and not all(remote):
+        raise ValueError(f"runner addresses mix TCP and Unix sockets: {addresses}")
+    return HttpRunnerHandle if all(remote) else RemoteRunnerHandle

@@ -208,17 +208,18 @@ class Runner:
         """Attach a client handle that calls this runner's worker processes.
 
         Args:
-            addresses: the workers' Unix socket paths (``RunnerWorkerGroup.addresses``).
+            addresses: the workers' Unix socket paths (``RunnerWorkerGroup.addresses``), or
+                ``tcp://host:port`` of runner servers (HTTP, with ``runners.auth_token``).
             handle_class: a custom handle class taking ``(runner, addresses, timeout_s=...)``.
             timeout_s: per-call timeout (default ``runners.traffic.timeout``).
         """
         self._check_uninitialised()
-        if handle_class is None:
-            from .remote import RemoteRunnerHandle
-
-            handle_class = RemoteRunnerHandle
         if not addresses:
             raise ValueError(f"init_client for runner {self.name!r} needs worker addresses")
+        if handle_class is None:
+            from .remote import handle_class_for
+
+            handle_class = handle_class_for(list(addresses))
         self._runner_handle = handle_class(self, list(addresses), timeout_s=timeout_s)  # type: ignore[call-arg]
 
     def destroy(self) -> None:

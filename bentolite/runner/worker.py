@@ -235,28 +235,39 @@ class RunnerWorker:
         proto = _Conn(on_frame)
         return proto
 
-    async def serve(self, socket_path: str, stop: asyncio.Event, drain_s: float = 30.0) -> None:
-        """Serve on ``socket_path`` until ``stop`` is set, then drain in-flight calls."""
+    async def serve(self, socket_path: str | None, stop: asyncio.Event, drain_s: float = 30.0,
+                    *, tcp: tuple[str, int] | None = None) -> None:
+        """Serve on the Unix socket (and/or HTTP on ``tcp``) until ``stop``; then drain."""
         self._make_batchers()
-        if os.path.exists(socket_path):
-            os.unlink(socket_path)
         loop = asyncio.get_running_loop()
-        server = await loop.create_unix_server(self._connection, socket_path)
+        server = http = None
+        if socket_path is not None:
+            if os.path.exists(socket_path):
+                os.unlink(socket_path)
+            server = await loop.create_unix_server(self._connection, socket_path)
+        if tcp is not None:
+            from .http_server import start_http_server
+
+            http = await start_http_server(self, tcp[0], tcp[1], self.runner.config.auth_token)
         logger.info("runner %s worker %d ready on %s (pid %d)", self.runner.name,
-                    self.worker_index, socket_path, os.getpid())
+                    self.worker_index, socket_path or f"{tcp[0]}:{tcp[1]}", os.getpid())
         try:
             await stop.wait()
         finally:
-            server.close()
+            if server is not None:
+                server.close()
             if self._inflight:
                 await asyncio.wait(list(self._inflight), timeout=drain_s)
+            if http is not None:
+                await http.cleanup()
             for batcher in self._batchers.values():
                 await batcher.close()
             self._executor.shutdown(wait=False, cancel_futures=True)
-            try:
-                os.unlink(socket_path)
-            except OSError:
-                pass
+            if socket_path is not None:
+                try:
+                    os.unlink(socket_path)
+                except OSError:
+                    pass
 
 
 def _load(args: argparse.Namespace) -> RunnerWorker:
@@ -291,7 +302,8 @@ async def _serve(worker: RunnerWorker, args: argparse.Namespace) -> int:
 
     watcher = loop.create_task(watch_parent())
     try:
-        await worker.serve(args.socket, stop, drain_s=args.drain_s)
+        tcp = (args.host, args.port) if args.port is not None else None
+        await worker.serve(args.socket, stop, drain_s=args.drain_s, tcp=tcp)
     finally:
         watcher.cancel()
     return 0
@@ -301,11 +313,16 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bentolite.runner.worker")
     parser.add_argument("--target", required=True, help="MODULE:ATTR of a Service or Runner")
     parser.add_argument("--runner-name", required=True)
-    parser.add_argument("--socket", required=True, help="Unix socket path to serve on")
+    parser.add_argument("--socket", help="Unix socket path to serve on")
+    parser.add_argument("--host", default="127.0.0.1", help="HTTP host (with --port)")
+    parser.add_argument("--port", type=int, help="also serve HTTP on this TCP port "
+                        "(needs runners.auth_token)")
     parser.add_argument("--worker-index", type=int, default=0)
     parser.add_argument("--working-dir", default=os.getcwd())
     parser.add_argument("--drain-s", type=float, default=30.0)
     args = parser.parse_args(argv)
+    if args.socket is None and args.port is None:
+        parser.error("give --socket PATH and/or --port PORT")
     sys.path.insert(0, os.path.abspath(args.working_dir))
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr,

@@ -153,3 +153,16 @@ def test_init_local_serialises_calls_in_one_thread() -> None:
         runner.destroy()
     with pytest.raises(StateException):
         runner.info.run()
+
+
+def test_runner_modules_stay_light() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, bentolite; bentolite.Runner; bentolite.Strategy; bentolite.Resource; "
+        "import bentolite.runner.remote, bentolite.runner.process, bentolite.runner.worker; "
+        "print([m for m in ('torch', 'pandas', 'PIL', 'transformers') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
