@@ -122,6 +122,22 @@ async def through_runner(concurrency: int, seconds: float) -> tuple[float, list[
     return len(latencies) / (stop_at - warm_until), latencies
 
 
+def batch_stats(metrics_dir: str) -> tuple[float, float, float]:
+    """(batches, items, total queue wait s) so far, from the worker's multiprocess metrics."""
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=metrics_dir)
+    values = {}
+    for family in registry.collect():
+        for sample in family.samples:
+            values[sample.name] = values.get(sample.name, 0.0) + sample.value
+    return (values.get("bentoml_runner_adaptive_batch_size_count", 0.0),
+            values.get("bentoml_runner_adaptive_batch_size_sum", 0.0),
+            values.get("bentoml_runner_queue_wait_seconds_sum", 0.0))
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -159,25 +175,33 @@ async def run_all(seconds: float) -> str:
         "",
         "(b, c) Through a runner worker, 1-row calls:",
         "",
-        "| concurrency | rows/s | vs limit | vs batch-c in-process | p50 ms | p99 ms |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "| concurrency | rows/s | vs limit | vs batch-c in-process | p50 ms | p99 ms "
+        "| mean batch | mean queue wait ms |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     with tempfile.TemporaryDirectory(prefix="bl-bench-") as run_dir:
         from bentolite.runner.process import RunnerWorkerGroup
 
         root = str(Path(__file__).resolve().parents[1])
+        metrics_dir = os.path.join(run_dir, "metrics")
+        os.mkdir(metrics_dir)
         async with RunnerWorkerGroup(runner, "bench.runner_batching:runner", run_dir,
-                                     working_dir=root, worker_count=1) as group:
+                                     working_dir=root, worker_count=1,
+                                     extra_env={"PROMETHEUS_MULTIPROC_DIR": metrics_dir}) as group:
             runner.init_client(group.addresses)
             try:
                 results = {}
                 for concurrency in (1, 8, 32, 64):
+                    before = batch_stats(metrics_dir)
                     rate, lat = await through_runner(concurrency, seconds)
+                    after = batch_stats(metrics_dir)
+                    batches, items, wait_s = (a - b for a, b in zip(after, before))
                     results[concurrency] = (rate, lat)
                     ref = rates.get(concurrency) or rates[min(rates, key=lambda s: abs(s - concurrency))]
                     lines.append(
                         f"| {concurrency} | {rate:,.0f} | {rate / limit:.0%} | {rate / ref:.0%} | "
-                        f"{pct(lat, 0.5) * 1000:.2f} | {pct(lat, 0.99) * 1000:.2f} |")
+                        f"{pct(lat, 0.5) * 1000:.2f} | {pct(lat, 0.99) * 1000:.2f} | "
+                        f"{items / max(batches, 1):.1f} | {wait_s / max(items, 1) * 1000:.2f} |")
             finally:
                 runner.destroy()
     added_ms = (pct(results[1][1], 0.5) - direct_s) * 1000

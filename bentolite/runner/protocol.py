@@ -99,6 +99,8 @@ class FrameProtocol(asyncio.Protocol):
     def __init__(self, on_frame: Callable[[Frame], None]) -> None:
         self._on_frame = on_frame
         self._buf = bytearray()
+        self._out: list[Any] = []
+        self._flush_scheduled = False
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -117,8 +119,25 @@ class FrameProtocol(asyncio.Protocol):
             self._on_frame(parse_frame(frame_bytes))
 
     def send(self, pieces: list[Any]) -> None:
+        """Queue a frame; frames queued in one loop iteration go out in one write."""
+        if self.transport is None or self.transport.is_closing():
+            return
+        if len(pieces) > 1 and sum(memoryview(p).nbytes for p in pieces) > _BIG_FRAME:
+            self._flush()
+            write_frame(self.transport, pieces)  # big buffers: no join, no copy
+            return
+        self._out.extend(pieces)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if not self._out:
+            return
+        out, self._out = self._out, []
         if self.transport is not None and not self.transport.is_closing():
-            write_frame(self.transport, pieces)
+            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
 
 
 def parse_frame(data: bytearray) -> Frame:
