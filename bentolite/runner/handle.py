@@ -81,8 +81,9 @@ class LocalRunnerHandle(RunnerHandle):
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix=f"runner-{runner.name}")
         # the Runnable is built in the thread that will call it (thread-local framework state)
-        self._instance = self._executor.submit(
-            lambda: runner.runnable_class(**runner.runnable_init_params)).result()
+        self._instance, self._thread_id = self._executor.submit(
+            lambda: (runner.runnable_class(**runner.runnable_init_params),
+                     threading.get_ident())).result()
 
     def _call(self, method: RunnerMethod, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         return getattr(self._instance, method.name)(*args, **kwargs)
@@ -91,7 +92,7 @@ class LocalRunnerHandle(RunnerHandle):
                    kwargs: dict[str, Any]) -> Any:
         if method.config.batchable:
             batch_items(method, args, kwargs)
-        if threading.current_thread().name.startswith(f"runner-{self._runner.name}"):
+        if threading.get_ident() == self._thread_id:
             return self._call(method, args, kwargs)  # a runnable calling its own runner
         return self._executor.submit(self._call, method, args, kwargs).result()
 

@@ -61,6 +61,7 @@ class RowModel(bentolite.Runnable):
 
     @bentolite.Runnable.method
     def nap(self, seconds: float) -> float:
+        self.batch_sizes.append(-2)
         time.sleep(seconds)
         return seconds
 

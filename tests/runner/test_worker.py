@@ -147,6 +147,16 @@ def test_deadline_and_timeout(tmp_path: Path) -> None:
                 assert "max_latency_ms=150" in info.value.message
                 assert "runners.slow.batching.max_latency_ms" in info.value.message
                 assert (await first)["x"] == "a"
+
+                # a caller that gives up leaves the worker's queue: its call never runs
+                running = asyncio.ensure_future(runner.nap.async_run(0.2))
+                await asyncio.sleep(0.02)
+                withdrawn = asyncio.ensure_future(runner.nap.async_run(0.0))
+                await asyncio.sleep(0.02)
+                withdrawn.cancel()
+                assert await running == 0.2
+                history = await runner.history.async_run()
+                assert history["batch_sizes"].count(-2) == 1
             finally:
                 runner.destroy()
             runner.init_client(workers.addresses, timeout_s=0.05)
