@@ -209,7 +209,7 @@ async def run_all(seconds: float) -> str:
                     after = batch_stats(metrics_dir)
                     batches, items, wait_s = (a - b for a, b in zip(after, before))
                     results[concurrency] = (rate, lat)
-                    ref = rates.get(concurrency) or rates[min(rates, key=lambda s: abs(s - concurrency))]
+                    ref = rates[min(rates, key=lambda s: abs(s - concurrency))]
                     lines.append(
                         f"| {concurrency} | {rate:,.0f} | {rate / limit:.0%} | {rate / ref:.0%} | "
                         f"{pct(lat, 0.5) * 1000:.2f} | {pct(lat, 0.99) * 1000:.2f} | "

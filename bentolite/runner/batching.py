@@ -166,6 +166,9 @@ class AdaptiveBatcher:
 
     async def close(self) -> None:
         """Stop the dispatcher; queued requests fail with ServiceUnavailable."""
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
         if self._task is not None:
             self._task.cancel()
             try:

@@ -20,14 +20,14 @@ from typing import Any, Callable, Sequence
 
 __all__ = [
     "CALL", "RESULT", "ERROR", "CANCEL", "PING", "PONG",
-    "Frame", "FrameProtocol", "pack_frame", "write_frame", "parse_frame", "error_meta", "error_from_meta",
+    "Frame", "FrameProtocol", "pack_frame", "write_frame", "parse_frame",
+    "error_meta", "error_from_meta",
 ]
 
 CALL, RESULT, ERROR, CANCEL, PING, PONG = 1, 2, 3, 4, 5, 6
 
 _HEADER = struct.Struct("!IBQIH")
 _PREFIX = struct.Struct("!I")
-_LENGTH = struct.Struct("!Q")
 _BIG_FRAME = 64 * 1024
 #: Frames larger than this are refused (protects a worker from a garbage length prefix).
 MAX_FRAME_BYTES = 4 * 1024 * 1024 * 1024 - 1

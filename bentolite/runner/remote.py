@@ -157,9 +157,8 @@ class RemoteRunnerHandle(RunnerHandle):
         conn.pending[rid] = fut
         conn.send(pack_frame(CALL, rid, meta, encode_payload((args, kwargs))))
         try:
-            async with asyncio.timeout(self._timeout_s):
-                frame = await fut
-        except TimeoutError:
+            frame = await asyncio.wait_for(fut, self._timeout_s)
+        except asyncio.TimeoutError:
             conn.pending.pop(rid, None)
             conn.send(pack_frame(CANCEL, rid))
             name = self._runner.name

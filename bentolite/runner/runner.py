@@ -220,7 +220,8 @@ class Runner:
             from .remote import handle_class_for
 
             handle_class = handle_class_for(list(addresses))
-        self._runner_handle = handle_class(self, list(addresses), timeout_s=timeout_s)  # type: ignore[call-arg]
+        self._runner_handle = handle_class(  # type: ignore[call-arg]
+            self, list(addresses), timeout_s=timeout_s)
 
     def destroy(self) -> None:
         """Release the handle (threads, connections); the runner can be initialised again."""

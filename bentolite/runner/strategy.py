@@ -147,7 +147,8 @@ class NvidiaGpuResource(Resource[list[int]], resource_id="nvidia.com/gpu"):
     @classmethod
     def validate(cls, value: list[int]) -> None:
         if any(i < 0 for i in value):
-            raise BentoMLConfigException(f"runners.resources.nvidia.com/gpu: negative index in {value}")
+            raise BentoMLConfigException(
+                f"runners.resources.nvidia.com/gpu: negative index in {value}")
         present = len(cls.from_system())
         missing = [i for i in value if i >= present]
         if missing:  # trusted anyway: the config may describe the machine it will run on

@@ -99,7 +99,8 @@ def test_batches_over_the_socket(tmp_path: Path) -> None:
                 with pytest.raises(RemoteException) as remote:
                     await runner.fail.async_run("value")
                 assert remote.value.remote_type == "ValueError"
-                assert "ValueError" in str(remote.value) and "x must be positive" in str(remote.value)
+                assert "ValueError" in str(remote.value)
+                assert "x must be positive" in str(remote.value)
 
                 # sync run from a worker thread while the loop runs here
                 assert (await asyncio.to_thread(runner.single.run, 5))["x"] == 5
