@@ -121,6 +121,8 @@ class RunRecord:
     rss_after_load_kb: int = 0
     loads: dict[int, dict[str, Any]] = field(default_factory=dict)
     killed_pids: list[int] = field(default_factory=list)
+    server_warmup: dict[str, Any] = field(default_factory=dict)
+    stop_s: float = 0.0
 
 
 class Impl:
@@ -241,7 +243,23 @@ def run_once(
         if not scenario.check_response(answer):
             raise RuntimeError(f"{impl.name} {name}: unexpected response {answer[:200]!r}")
         url = f"http://127.0.0.1:{port}{scenario.route}"
-        for concurrency in args.concurrency.get(name, scenario.concurrencies):
+        levels = args.concurrency.get(name, scenario.concurrencies)
+        if args.server_warmup_s > 0:
+            # once per launch, at the highest level: lets BentoML's dispatcher finish its
+            # training phase (seconds of corked waits) so every level measures steady state
+            record.server_warmup = run_load_sync(
+                url,
+                scenario.body,
+                content_type=scenario.content_type,
+                concurrency=max(levels),
+                duration_s=args.server_warmup_s,
+                warmup_s=0,
+            )
+            _log(
+                f"  {impl.name:9s} {name} r{round_index} server warm-up c={max(levels)}: "
+                f"{record.server_warmup['requests_per_s']:.1f} req/s"
+            )
+        for concurrency in levels:
             record.loads[concurrency] = run_load_sync(
                 url,
                 scenario.body,
@@ -260,11 +278,14 @@ def run_once(
             )
         record.rss_after_load_kb = server.rss()[0]
     finally:
+        stop_started = time.perf_counter()
         killed = server.stop(grace_s=args.stop_grace_s)
+        stop_s = time.perf_counter() - stop_started
     record.killed_pids = killed
+    record.stop_s = stop_s
     _log(
         f"  {impl.name:9s} {name} r{round_index} cold start {cold_start_s:.2f} s, "
-        f"RSS {rss_kb / 1024:.0f} MiB in {processes} processes"
+        f"RSS {rss_kb / 1024:.0f} MiB in {processes} processes, stopped in {stop_s:.1f} s"
         + (f", SIGKILLed {killed}" if killed else "")
     )
     return record
@@ -326,8 +347,8 @@ def render_report(results: dict[str, list[RunRecord]], args: argparse.Namespace)
         "",
         f"- machine: {_machine()}",
         f"- commit: {_commit()}; Python {platform.python_version()}",
-        f"- load: closed loop, {args.warmup_s:g} s warm-up + {args.duration_s:g} s measured per "
-        f"concurrency, {args.rounds} round(s) per implementation, alternating; one API worker; "
+        f"- load: closed loop, {args.server_warmup_s:g} s warm-up per launch at the highest "
+        f"concurrency, then per concurrency {args.warmup_s:g} s warm-up + {args.duration_s:g} s measured, {args.rounds} round(s) per implementation, alternating; one API worker; "
         f"config bench/config.yaml; load generator on the same machine",
         "- cells are medians over rounds; ratio = bentolite / BentoML (higher is better for "
         "req/s, lower for latency, cold start and RSS)",
@@ -379,6 +400,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rounds", type=int, default=3, help="server launches per implementation and scenario")
     parser.add_argument("--duration-s", type=float, default=10.0, help="measured seconds per concurrency")
     parser.add_argument("--warmup-s", type=float, default=2.0, help="unrecorded seconds before each measurement")
+    parser.add_argument("--server-warmup-s", type=float, default=10.0,
+                        help="unrecorded load once per launch at the highest concurrency, before the levels")
     parser.add_argument("--concurrency", action="append", default=[], metavar="SCENARIO=1,8",
                         help="override a scenario's concurrency levels (repeatable)")
     parser.add_argument("--settle-s", type=float, default=1.0, help="pause after ready before reading RSS")
