@@ -272,8 +272,8 @@ def run_once(
             _log(
                 f"  {impl.name:9s} {name} r{round_index} c={concurrency:<3d} "
                 f"{record.loads[concurrency]['requests_per_s']:8.1f} req/s "
-                f"p50 {record.loads[concurrency]['p50_ms']:7.2f} ms "
-                f"p99 {record.loads[concurrency]['p99_ms']:7.2f} ms "
+                f"p50 {_fmt(record.loads[concurrency]['p50_ms'], 2):>7s} ms "
+                f"p99 {_fmt(record.loads[concurrency]['p99_ms'], 2):>7s} ms "
                 f"errors {record.loads[concurrency]['error_count']}"
             )
         record.rss_after_load_kb = server.rss()[0]
@@ -296,7 +296,7 @@ def _log(message: str) -> None:
 
 
 def _median(values: list[float]) -> float | None:
-    values = [v for v in values if v == v]  # drop NaN
+    values = [v for v in values if v is not None and v == v]  # drop missing and NaN
     return statistics.median(values) if values else None
 
 

@@ -115,6 +115,10 @@ async def run_load(
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
         await asyncio.gather(*(client(session) for _ in range(concurrency)))
     latencies_ms.sort()
+
+    def stat(fraction: float) -> float | None:  # None (JSON null) when nothing succeeded
+        return percentile(latencies_ms, fraction) if latencies_ms else None
+
     return LoadResult(
         url=url,
         concurrency=concurrency,
@@ -122,10 +126,10 @@ async def run_load(
         warmup_s=warmup_s,
         requests=completed,
         requests_per_s=completed / duration_s,
-        p50_ms=percentile(latencies_ms, 0.50),
-        p90_ms=percentile(latencies_ms, 0.90),
-        p99_ms=percentile(latencies_ms, 0.99),
-        max_ms=latencies_ms[-1] if latencies_ms else math.nan,
+        p50_ms=stat(0.50),
+        p90_ms=stat(0.90),
+        p99_ms=stat(0.99),
+        max_ms=stat(1.0),
         errors=dict(errors),
         error_count=sum(errors.values()),
         warmup_errors=dict(warmup_errors),
