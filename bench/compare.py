@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -291,6 +292,16 @@ def run_once(
     return record
 
 
+def _interrupt_on_signals() -> None:
+    """SIGTERM and SIGINT (even where inherited as ignored) unwind through the servers' stop."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -428,6 +439,7 @@ def main(argv: list[str] | None = None) -> int:
         if name not in SCENARIOS:
             raise SystemExit(f"unknown scenario {name!r}; choose from {list(SCENARIOS)}")
     become_subreaper()
+    _interrupt_on_signals()
     work_dir = Path(tempfile.mkdtemp(prefix="bentolite-bench-"))
     logs_dir = work_dir / "logs"
     _log(f"[bench] work dir {work_dir}")
@@ -446,10 +458,11 @@ def main(argv: list[str] | None = None) -> int:
                 order = impl_names if round_index % 2 == 0 else impl_names[::-1]
                 for impl_name in order:
                     results[name].append(run_once(impls[impl_name], name, SCENARIOS[name], round_index, args, logs_dir))
-    except Exception as exc:  # report what was measured, keep the logs for the post-mortem
+    except (Exception, KeyboardInterrupt) as exc:  # report what was measured, keep the logs
         failed = True
         args.keep = True
-        _log(f"[bench] FAILED: {type(exc).__name__}: {exc}")
+        _log(f"[bench] {'INTERRUPTED' if isinstance(exc, KeyboardInterrupt) else 'FAILED'}: "
+             f"{type(exc).__name__}: {exc}")
     report = render_report(results, args)
     print(report)
     if args.out:

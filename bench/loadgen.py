@@ -149,7 +149,13 @@ def run_load_sync(url: str, body: bytes, **options: Any) -> LoadResult:
     loop = _new_event_loop()
     try:
         return loop.run_until_complete(run_load(url, body, **options))
-    finally:
+    finally:  # interrupted (KeyboardInterrupt): cancel the clients and close the session cleanly
+        pending = asyncio.all_tasks(loop)
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
 
 
