@@ -13,13 +13,10 @@ Prints a markdown report (medians over rounds; ratio = bentolite / BentoML).
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from loadgen import run_load_sync  # noqa: E402
 from procs import ServerProcess, become_subreaper, free_port  # noqa: E402
+from report import format_value, render_report  # noqa: E402
 
 __all__ = ["SCENARIOS", "Scenario", "main"]
 
@@ -40,7 +38,6 @@ REPO_ROOT = BENCH_DIR.parent
 SERVICES_DIR = BENCH_DIR / "services"
 CONFIG_PATH = BENCH_DIR / "config.yaml"
 IMPLS = ("bentoml", "bentolite")
-IMPL_TITLES = {"bentoml": "BentoML 1.1.11", "bentolite": "bentolite"}
 _ROW = ",".join(["0.5"] * 64)
 
 
@@ -158,7 +155,9 @@ def _bentoml_impl(work_dir: Path) -> Impl:
 
 def _bentolite_impl(work_dir: Path, command: str | None) -> Impl:
     env = _base_env()
-    env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["PYTHONPATH"] = str(REPO_ROOT) + (
+        os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""
+    )
     env.update(
         BENCH_IMPL="bentolite",
         BENTOLITE_HOME=str(work_dir / "bentolite-home"),
@@ -273,8 +272,8 @@ def run_once(
             _log(
                 f"  {impl.name:9s} {name} r{round_index} c={concurrency:<3d} "
                 f"{record.loads[concurrency]['requests_per_s']:8.1f} req/s "
-                f"p50 {_fmt(record.loads[concurrency]['p50_ms'], 2):>7s} ms "
-                f"p99 {_fmt(record.loads[concurrency]['p99_ms'], 2):>7s} ms "
+                f"p50 {format_value(record.loads[concurrency]['p50_ms'], 2):>7s} ms "
+                f"p99 {format_value(record.loads[concurrency]['p99_ms'], 2):>7s} ms "
                 f"errors {record.loads[concurrency]['error_count']}"
             )
         record.rss_after_load_kb = server.rss()[0]
@@ -306,93 +305,6 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _median(values: list[float]) -> float | None:
-    values = [v for v in values if v is not None and v == v]  # drop missing and NaN
-    return statistics.median(values) if values else None
-
-
-def _fmt(value: float | None, digits: int) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
-
-
-def _ratio(ours: float | None, theirs: float | None) -> str:
-    if ours is None or theirs is None or theirs == 0:
-        return "–"
-    return f"{ours / theirs:.2f}x"
-
-
-def _machine() -> str:
-    model = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
-        memory = f", {mem_kb / 1024 / 1024:.0f} GiB RAM"
-    except (OSError, ValueError, IndexError):
-        memory = ""
-    return f"{os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), {model}{memory}, {platform.platform()}"
-
-
-def _commit() -> str:
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT, capture_output=True, text=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return commit + (" (with uncommitted changes)" if dirty else "")
-
-
-def render_report(results: dict[str, list[RunRecord]], args: argparse.Namespace) -> str:
-    """Markdown: a header, then one table per scenario (medians over rounds)."""
-    lines = [
-        f"## Benchmark {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
-        "",
-        f"- machine: {_machine()}",
-        f"- commit: {_commit()}; Python {platform.python_version()}",
-        f"- load: closed loop, {args.server_warmup_s:g} s warm-up per launch at the highest "
-        f"concurrency, then per concurrency {args.warmup_s:g} s warm-up + {args.duration_s:g} s measured, {args.rounds} round(s) per implementation, alternating; one API worker; "
-        f"config bench/config.yaml; load generator on the same machine",
-        "- cells are medians over rounds; ratio = bentolite / BentoML (higher is better for "
-        "req/s, lower for latency, cold start and RSS)",
-        "",
-    ]
-    for name, records in results.items():
-        scenario = SCENARIOS[name]
-        by_impl = {impl: [r for r in records if r.impl == impl] for impl in IMPLS}
-        lines += [f"### {name}: {scenario.description}", ""]
-        lines += ["| metric | BentoML 1.1.11 | bentolite | bentolite / BentoML |", "|---|---:|---:|---:|"]
-
-        def row(label: str, digits: int, pick: Callable[[RunRecord], float]) -> None:
-            theirs = _median([pick(r) for r in by_impl["bentoml"]])
-            ours = _median([pick(r) for r in by_impl["bentolite"]])
-            lines.append(f"| {label} | {_fmt(theirs, digits)} | {_fmt(ours, digits)} | {_ratio(ours, theirs)} |")
-
-        for concurrency in args.concurrency.get(name, scenario.concurrencies):
-            def load(key: str, c: int = concurrency) -> Callable[[RunRecord], float]:
-                return lambda r: r.loads[c][key] if c in r.loads else float("nan")
-
-            row(f"c={concurrency} req/s", 1, load("requests_per_s"))
-            row(f"c={concurrency} p50 ms", 2, load("p50_ms"))
-            row(f"c={concurrency} p90 ms", 2, load("p90_ms"))
-            row(f"c={concurrency} p99 ms", 2, load("p99_ms"))
-            row(f"c={concurrency} errors", 0, load("error_count"))
-        row("cold start s (launch to /readyz 200)", 2, lambda r: r.cold_start_s)
-        row("RSS MiB after ready (all server processes)", 0, lambda r: r.rss_ready_kb / 1024)
-        row("RSS MiB after load", 0, lambda r: r.rss_after_load_kb / 1024)
-        row("server processes", 0, lambda r: r.processes_ready)
-        lines.append("")
-    return "\n".join(lines)
-
-
 def _parse_concurrency(specs: list[str]) -> dict[str, tuple[int, ...]]:
     result = {}
     for spec in specs:
@@ -407,19 +319,41 @@ def build_parser() -> argparse.ArgumentParser:
     """The command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--impl", default=",".join(IMPLS), help="comma list: bentoml,bentolite")
-    parser.add_argument("--scenario", default=",".join(SCENARIOS), help=f"comma list of {', '.join(SCENARIOS)}")
-    parser.add_argument("--rounds", type=int, default=3, help="server launches per implementation and scenario")
-    parser.add_argument("--duration-s", type=float, default=10.0, help="measured seconds per concurrency")
-    parser.add_argument("--warmup-s", type=float, default=2.0, help="unrecorded seconds before each measurement")
-    parser.add_argument("--server-warmup-s", type=float, default=10.0,
-                        help="unrecorded load once per launch at the highest concurrency, before the levels")
-    parser.add_argument("--concurrency", action="append", default=[], metavar="SCENARIO=1,8",
-                        help="override a scenario's concurrency levels (repeatable)")
-    parser.add_argument("--settle-s", type=float, default=1.0, help="pause after ready before reading RSS")
+    parser.add_argument(
+        "--scenario", default=",".join(SCENARIOS), help=f"comma list of {', '.join(SCENARIOS)}"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="server launches per implementation and scenario"
+    )
+    parser.add_argument(
+        "--duration-s", type=float, default=10.0, help="measured seconds per concurrency"
+    )
+    parser.add_argument(
+        "--warmup-s", type=float, default=2.0, help="unrecorded seconds before each measurement"
+    )
+    parser.add_argument(
+        "--server-warmup-s",
+        type=float,
+        default=10.0,
+        help="unrecorded load once per launch at the highest concurrency, before the levels",
+    )
+    parser.add_argument(
+        "--concurrency",
+        action="append",
+        default=[],
+        metavar="SCENARIO=1,8",
+        help="override a scenario's concurrency levels (repeatable)",
+    )
+    parser.add_argument(
+        "--settle-s", type=float, default=1.0, help="pause after ready before reading RSS"
+    )
     parser.add_argument("--ready-timeout-s", type=float, default=120.0)
     parser.add_argument("--stop-grace-s", type=float, default=15.0, help="SIGTERM to SIGKILL delay")
-    parser.add_argument("--bentolite-cmd", default=None,
-                        help="command that takes 'serve ...' for bentolite (default: the venv's bentolite)")
+    parser.add_argument(
+        "--bentolite-cmd",
+        default=None,
+        help="command that takes 'serve ...' for bentolite (default: the venv's bentolite)",
+    )
     parser.add_argument("--out", type=Path, help="also write the markdown report here")
     parser.add_argument("--json", type=Path, help="write every raw measurement here")
     parser.add_argument("--keep", action="store_true", help="keep the work dir (homes, server logs)")
@@ -445,7 +379,11 @@ def main(argv: list[str] | None = None) -> int:
     _log(f"[bench] work dir {work_dir}")
     impls = {}
     for name in impl_names:
-        impls[name] = _bentoml_impl(work_dir) if name == "bentoml" else _bentolite_impl(work_dir, args.bentolite_cmd)
+        impls[name] = (
+            _bentoml_impl(work_dir)
+            if name == "bentoml"
+            else _bentolite_impl(work_dir, args.bentolite_cmd)
+        )
     results: dict[str, list[RunRecord]] = {}
     failed = False
     try:
@@ -457,13 +395,17 @@ def main(argv: list[str] | None = None) -> int:
             for round_index in range(args.rounds):
                 order = impl_names if round_index % 2 == 0 else impl_names[::-1]
                 for impl_name in order:
-                    results[name].append(run_once(impls[impl_name], name, SCENARIOS[name], round_index, args, logs_dir))
+                    results[name].append(
+                        run_once(impls[impl_name], name, SCENARIOS[name], round_index, args, logs_dir)
+                    )
     except (Exception, KeyboardInterrupt) as exc:  # report what was measured, keep the logs
         failed = True
         args.keep = True
-        _log(f"[bench] {'INTERRUPTED' if isinstance(exc, KeyboardInterrupt) else 'FAILED'}: "
-             f"{type(exc).__name__}: {exc}")
-    report = render_report(results, args)
+        _log(
+            f"[bench] {'INTERRUPTED' if isinstance(exc, KeyboardInterrupt) else 'FAILED'}: "
+            f"{type(exc).__name__}: {exc}"
+        )
+    report = render_report(results, SCENARIOS, args)
     print(report)
     if args.out:
         args.out.write_text(report + "\n")

@@ -7,4 +7,6 @@ import os
 
 __all__ = ["bentoml"]
 
-bentoml = importlib.import_module("bentolite" if os.environ.get("BENCH_IMPL") == "bentolite" else "bentoml")
+bentoml = importlib.import_module(
+    "bentolite" if os.environ.get("BENCH_IMPL") == "bentolite" else "bentoml"
+)

@@ -20,7 +20,9 @@ from procs import ServerProcess, become_subreaper, descendants, free_port, tree_
 __all__: list[str] = []
 
 
-@pytest.mark.parametrize("url", ["http://10.0.0.1:80/x", "http://example.com/x", "https://127.0.0.1/x", "ftp://127.0.0.1/"])
+@pytest.mark.parametrize(
+    "url", ["http://10.0.0.1:80/x", "http://example.com/x", "https://127.0.0.1/x", "ftp://127.0.0.1/"]
+)
 def test_load_targets_off_loopback_are_refused(url: str) -> None:
     with pytest.raises(ValueError, match="127.0.0.1|http://"):
         check_local_url(url)
@@ -64,7 +66,9 @@ async def _serve_and_load(**options: object) -> dict:
 
 def test_load_counts_successes_and_errors_by_status() -> None:
     result = asyncio.run(
-        _serve_and_load(content_type="text/plain", concurrency=4, duration_s=0.5, warmup_s=0.1, expected_body=b"ping")
+        _serve_and_load(
+            content_type="text/plain", concurrency=4, duration_s=0.5, warmup_s=0.1, expected_body=b"ping"
+        )
     )
     assert result["requests"] > 0
     assert set(result["errors"]) == {"HTTP 503"}
@@ -73,14 +77,15 @@ def test_load_counts_successes_and_errors_by_status() -> None:
 
 
 def test_load_flags_wrong_bodies() -> None:
-    result = asyncio.run(_serve_and_load(concurrency=1, duration_s=0.3, warmup_s=0, expected_body=b"pong"))
+    result = asyncio.run(
+        _serve_and_load(concurrency=1, duration_s=0.3, warmup_s=0, expected_body=b"pong")
+    )
     assert result["requests"] == 0
     assert result["errors"].get("wrong body", 0) > 0
     assert result["p50_ms"] is None
 
 
-SERVER_TREE = textwrap.dedent(
-    """
+SERVER_TREE = textwrap.dedent("""
     import http.server, signal, subprocess, sys
     port = int(sys.argv[1])
     # a grandchild that ignores SIGTERM: stop() must SIGKILL it by PID
@@ -94,8 +99,7 @@ SERVER_TREE = textwrap.dedent(
             pass
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     http.server.HTTPServer(("127.0.0.1", port), Ready).serve_forever()
-    """
-)
+    """)
 
 
 def test_server_process_ready_rss_and_stop_leaves_nothing(tmp_path: Path) -> None:
@@ -141,3 +145,35 @@ def test_server_that_dies_before_ready_is_reported(tmp_path: Path) -> None:
             server.wait_ready(timeout_s=60)
     finally:
         server.stop(grace_s=1.0)
+
+
+def _record(impl: str, rps: float, p99_ms: float, cold_s: float, rss_kb: int) -> object:
+    from compare import RunRecord
+
+    record = RunRecord(impl, 0, cold_start_s=cold_s, rss_ready_kb=rss_kb, processes_ready=3)
+    record.loads[64] = {"requests_per_s": rps, "p50_ms": 1.0, "p90_ms": 2.0, "p99_ms": p99_ms, "error_count": 0}
+    return record
+
+
+def test_report_has_both_systems_ratio_and_target_verdicts() -> None:
+    import argparse
+
+    from compare import SCENARIOS
+    from report import render_report
+
+    args = argparse.Namespace(
+        server_warmup_s=1, warmup_s=1, duration_s=1, rounds=1, concurrency={"batching": (64,)}
+    )
+    results = {
+        "batching": [
+            _record("bentoml", rps=250.0, p99_ms=350.0, cold_s=2.5, rss_kb=250 * 1024),
+            _record("bentolite", rps=2500.0, p99_ms=400.0, cold_s=1.0, rss_kb=100 * 1024),
+        ]
+    }
+    report = render_report(results, SCENARIOS, args)
+    assert "| c=64 req/s | 250.0 | 2500.0 | 10.00x |" in report
+    assert "| c=64 p99 ms | 350.00 | 400.00 | 1.14x |" in report
+    assert "batching c=64: req/s: 10.00x (target >= 8x): met" in report
+    assert "batching c=64: p99 latency: 1.14x (target < 1x): NOT met" in report
+    assert "RSS after ready (batching): 0.40x (target <= 0.6x): met" in report
+    assert "- commit: " in report and "- machine: " in report
