@@ -120,8 +120,10 @@ class NumpyNdarray(IODescriptor["np.ndarray[Any, Any]"]):
             ) from None
         except UnicodeDecodeError as exc:
             raise BadInput(f"NumpyNdarray: body is not UTF-8 JSON ({exc.reason})", field=field) from None
+        # Enforced: parse as sent so validate_array can refuse lossy casts (1.5 -> int).
+        # Not enforced: convert straight to dtype, as v1 did.
         try:
-            arr = np.array(obj, dtype=self._dtype)
+            arr = np.array(obj, dtype=None if self._enforce_dtype else self._dtype)
         except (ValueError, TypeError, OverflowError):
             try:
                 arr = np.array(obj)
