@@ -7,6 +7,7 @@ so the API server, the HTTP client and tests share one parser; ``from_http_reque
 from __future__ import annotations
 
 import abc
+import asyncio
 import importlib
 from typing import TYPE_CHECKING, Any, AsyncIterator, ClassVar, Generic, Mapping, TypeVar
 
@@ -18,9 +19,12 @@ from ..exceptions import BadInput, BentoMLException, InvalidArgument
 if TYPE_CHECKING:  # pragma: no cover
     from aiohttp import web
 
-__all__ = ["HTTPMessage", "IODescriptor", "from_spec", "join_field", "descriptor_classes"]
+__all__ = ["HTTPMessage", "IODescriptor", "from_spec", "join_field", "descriptor_classes", "OFFLOAD_DECODE_BYTES"]
 
 T = TypeVar("T")
+
+#: bodies at least this large are decoded off the event loop (parsing 1 MiB takes milliseconds)
+OFFLOAD_DECODE_BYTES = 1 << 20
 
 #: descriptor_id -> module that defines it (imported on first use by ``from_spec``)
 _DESCRIPTOR_MODULES: dict[str, str] = {
@@ -142,9 +146,11 @@ class IODescriptor(abc.ABC, Generic[T]):
 
     # --- aiohttp adapters (v1 names) -------------------------------------------------
     async def from_http_request(self, request: web.Request) -> T:
-        """Read the request body and decode it."""
-        body = await request.read()
-        return self.decode(HTTPMessage(body, request.headers))
+        """Read the request body and decode it (large bodies in a worker thread)."""
+        msg = HTTPMessage(await request.read(), request.headers)
+        if len(msg.body) >= OFFLOAD_DECODE_BYTES:
+            return await asyncio.get_running_loop().run_in_executor(None, self.decode, msg)
+        return self.decode(msg)
 
     async def to_http_response(self, obj: T, ctx: Any = None) -> web.Response:
         """Encode ``obj`` into a response, applying ``ctx.response`` status/headers/cookies."""

@@ -47,6 +47,8 @@ class Image(IODescriptor["PIL.Image.Image"]):
         *,
         allowed_mime_types: Iterable[str] | None = None,
     ) -> None:
+        import numpy  # noqa: F401  (encode needs it; import now, not on the event loop)
+
         pil = _pil()
         if pilmode is not None and pilmode not in pil.MODES:
             raise InvalidArgument(f"Image: invalid pilmode {pilmode!r}; valid: {', '.join(pil.MODES)}")

@@ -64,7 +64,10 @@ class PandasDataFrame(IODescriptor["pd.DataFrame"]):
             raise InvalidArgument(f"PandasDataFrame: orient must be one of {', '.join(_DATAFRAME_ORIENTS)}")
         if default_format not in _FORMAT_MIME:
             raise InvalidArgument(f"PandasDataFrame: default_format must be one of {', '.join(_FORMAT_MIME)}")
-        if default_format == "parquet" and _parquet_engine() is None:
+        import pandas  # noqa: F401  (import now, not on the event loop at the first request)
+
+        self._parquet_engine = _parquet_engine()
+        if default_format == "parquet" and self._parquet_engine is None:
             raise MissingDependencyException(
                 "PandasDataFrame(default_format='parquet') needs 'pyarrow' (pip install pyarrow)"
             )
@@ -112,7 +115,7 @@ class PandasDataFrame(IODescriptor["pd.DataFrame"]):
             elif fmt == "csv":
                 frame = pd.read_csv(io.BytesIO(msg.body), dtype=dtype if isinstance(dtype, (dict, str)) else None)
             else:
-                if _parquet_engine() is None:
+                if self._parquet_engine is None:
                     raise BadInput(
                         "PandasDataFrame: parquet input (application/octet-stream) needs 'pyarrow', which this "
                         "server does not have; send application/json or text/csv instead",
@@ -193,6 +196,8 @@ class PandasSeries(IODescriptor["pd.Series"]):
         shape: Sequence[int] | None = None,
         enforce_shape: bool = False,
     ) -> None:
+        import pandas  # noqa: F401  (import now, not on the event loop at the first request)
+
         if orient not in _SERIES_ORIENTS:
             raise InvalidArgument(f"PandasSeries: orient must be one of {', '.join(_SERIES_ORIENTS)}")
         if enforce_dtype and dtype is None:

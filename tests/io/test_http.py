@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import threading
 from typing import Any, Awaitable, Callable
 
 import aiohttp
@@ -11,7 +13,8 @@ import numpy as np
 from aiohttp import web
 
 from bentolite.exceptions import BentoMLException
-from bentolite.io import JSON, IODescriptor, Multipart, NumpyNdarray, Text
+from bentolite.io import JSON, HTTPMessage, IODescriptor, Multipart, NumpyNdarray, Text
+from bentolite.io.base import OFFLOAD_DECODE_BYTES
 
 
 @attrs.define
@@ -57,7 +60,7 @@ def endpoint(
 
 
 async def serve(routes: dict[str, Callable[[web.Request], Awaitable[web.StreamResponse]]], client_calls):
-    app = web.Application()
+    app = web.Application(client_max_size=8 << 20)
     for path, handler in routes.items():
         app.router.add_post(path, handler)
     runner = web.AppRunner(app)
@@ -145,12 +148,31 @@ def test_multipart_from_a_real_client_form():
     assert refused[0] == 400 and "multipart/form-data" in refused[1]["error"]
 
 
-def test_descriptors_arrive_whole_even_when_the_array_is_large():
-    big = np.arange(50_000, dtype=np.int64)
+class _ThreadRecordingNdarray(NumpyNdarray):
+    """Records which thread decoded each body."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: list[threading.Thread] = []
+
+    def _decode(self, msg: HTTPMessage, field: str) -> Any:
+        self.threads.append(threading.current_thread())
+        return super()._decode(msg, field)
+
+
+def test_large_bodies_are_decoded_off_the_loop_and_arrive_whole():
+    big = np.arange(200_000, dtype=np.int64)
+    big_body = json.dumps(big.tolist()).encode()
+    assert len(big_body) > OFFLOAD_DECODE_BYTES
 
     async def calls(session: aiohttp.ClientSession):
-        async with session.post("/sum", data=json.dumps(big.tolist())) as response:
-            return await response.json()
+        async with session.post("/sum", data=b"[1, 2]") as response:
+            small = await response.json()
+        async with session.post("/sum", data=io.BytesIO(big_body)) as response:
+            return small, await response.json()
 
-    routes = {"/sum": endpoint(NumpyNdarray(), JSON(), lambda arr: int(arr.sum()))}
-    assert asyncio.run(serve(routes, calls)) == int(big.sum())
+    descriptor = _ThreadRecordingNdarray()
+    routes = {"/sum": endpoint(descriptor, JSON(), lambda arr: int(arr.sum()))}
+    assert asyncio.run(serve(routes, calls)) == (3, int(big.sum()))
+    small_thread, big_thread = descriptor.threads
+    assert small_thread is threading.main_thread() and big_thread is not threading.main_thread()
