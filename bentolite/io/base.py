@@ -94,6 +94,7 @@ class IODescriptor(abc.ABC, Generic[T]):
 
     descriptor_id: ClassVar[str]
     _mime_type: str = "application/octet-stream"
+    _sample: Any = None  # set by from_sample; shown as the OpenAPI example
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -160,4 +160,13 @@ class JSON(IODescriptor[Any]):
                 json.dumps(sample, cls=kwargs.get("json_encoder", DefaultJsonEncoder))
             except (TypeError, ValueError) as exc:
                 raise InvalidArgument(f"JSON.from_sample: sample is not JSON-serialisable: {exc}") from None
-        return cls(**kwargs)
+        descriptor = cls(**kwargs)
+        if not isinstance(sample, type):
+            descriptor._sample = sample
+        return descriptor
+
+    def openapi_example(self) -> Any | None:
+        if self._sample is None:
+            return None
+        return json.loads(json.dumps(self._sample.model_dump(mode="json") if hasattr(self._sample, "model_dump")
+                                     else self._sample, cls=self._json_encoder))

@@ -159,4 +159,9 @@ class NumpyNdarray(IODescriptor["np.ndarray[Any, Any]"]):
         arr = np.asarray(sample)
         kwargs.setdefault("dtype", arr.dtype)
         kwargs.setdefault("shape", arr.shape)
-        return cls(**kwargs)
+        descriptor = cls(**kwargs)
+        descriptor._sample = arr
+        return descriptor
+
+    def openapi_example(self) -> Any | None:
+        return None if self._sample is None else self._sample.tolist()

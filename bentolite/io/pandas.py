@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import json
 import logging
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -179,7 +180,14 @@ class PandasDataFrame(IODescriptor["pd.DataFrame"]):
         kwargs.setdefault("shape", sample.shape)
         kwargs.setdefault("columns", [str(c) for c in sample.columns])
         kwargs.setdefault("dtype", {str(c): str(t) for c, t in sample.dtypes.items()})
-        return cls(**kwargs)
+        descriptor = cls(**kwargs)
+        descriptor._sample = sample
+        return descriptor
+
+    def openapi_example(self) -> Any | None:
+        if self._sample is None or self._default_format != "json":
+            return None
+        return json.loads(self._sample.to_json(orient=self._orient))
 
 
 class PandasSeries(IODescriptor["pd.Series"]):
@@ -280,4 +288,9 @@ class PandasSeries(IODescriptor["pd.Series"]):
             sample = pd.Series(sample)
         kwargs.setdefault("shape", sample.shape)
         kwargs.setdefault("dtype", str(sample.dtype))
-        return cls(**kwargs)
+        descriptor = cls(**kwargs)
+        descriptor._sample = sample
+        return descriptor
+
+    def openapi_example(self) -> Any | None:
+        return None if self._sample is None else json.loads(self._sample.to_json(orient=self._orient))

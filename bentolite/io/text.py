@@ -61,10 +61,12 @@ class Text(IODescriptor[str]):
         return {"type": "string"}
 
     def openapi_example(self) -> Any | None:
-        return None
+        return self._sample
 
     @classmethod
     def from_sample(cls, sample: Any, **kwargs: Any) -> Text:
         if not isinstance(sample, str):
             raise InvalidArgument(f"Text.from_sample needs a str, got {type(sample).__name__}")
-        return cls(**kwargs)
+        descriptor = cls(**kwargs)
+        descriptor._sample = sample
+        return descriptor

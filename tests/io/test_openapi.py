@@ -57,3 +57,17 @@ def test_openapi_document_is_valid_and_specs_round_trip():
     }
     validate(document)
     assert set(schemas) == {"Query"}
+
+
+def test_from_sample_gives_the_openapi_example():
+    import numpy as np
+    import pandas as pd
+
+    assert NumpyNdarray.from_sample(np.array([[1, 2]])).openapi_example() == [[1, 2]]
+    assert JSON.from_sample({"a": 1}).openapi_example() == {"a": 1}
+    assert JSON.from_sample(Query(text="hi")).openapi_example() == {"text": "hi", "top_k": 3}
+    assert Text.from_sample("hello").openapi_request_body()["content"]["text/plain"]["example"] == "hello"
+    frame = pd.DataFrame({"a": [1], "b": ["x"]})
+    assert PandasDataFrame.from_sample(frame).openapi_example() == [{"a": 1, "b": "x"}]
+    assert PandasSeries.from_sample(pd.Series([1.5])).openapi_example() == [1.5]
+    assert NumpyNdarray().openapi_example() is None
