@@ -15,6 +15,8 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["Image"]
 
 _MULTIPART = "multipart/form-data"
+#: readable, but parsed by running Ghostscript: only accepted when listed explicitly
+_UNSAFE_BY_DEFAULT = frozenset({"application/postscript"})
 
 
 def _pil() -> Any:
@@ -59,7 +61,7 @@ class Image(IODescriptor["PIL.Image.Image"]):
             raise InvalidArgument(f"Image: cannot write {mime_type!r}; writable: {', '.join(writable)}")
         readable = _readable_mime_types()
         if allowed_mime_types is None:
-            allowed = readable
+            allowed = [m for m in readable if m not in _UNSAFE_BY_DEFAULT]
         else:
             allowed = [m.lower() for m in allowed_mime_types]
             unreadable = [m for m in allowed if m not in readable]

@@ -89,3 +89,10 @@ def test_openapi_spec_and_from_sample(tmp_path):
     assert Image.from_sample(np.zeros((2, 2), dtype=np.uint8)).to_spec()["args"]["mime_type"] == "image/jpeg"
     with pytest.raises(InvalidArgument):
         Image.from_sample(3)
+
+
+def test_postscript_is_not_allowed_by_default():
+    assert "application/postscript" not in Image().to_spec()["args"].get("allowed_mime_types", [])
+    assert "application/postscript" not in Image().openapi_request_body()["content"]
+    error = bad_input(Image(), msg(b"%!PS-Adobe-3.0 EPSF-3.0\n", "application/postscript"))
+    assert "not allowed" in error.message
