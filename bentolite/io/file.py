@@ -7,7 +7,7 @@ import os
 from typing import Any
 
 from ..exceptions import BadInput, InvalidArgument
-from ._formdata import parse_form_data
+from ._formdata import parse_form_data, parse_header_params
 from .base import HTTPMessage, IODescriptor
 
 __all__ = ["File", "FileLike"]
@@ -58,7 +58,9 @@ class File(IODescriptor[FileLike]):
             return FileLike(part.body, part.filename or part.name or "<form part>", part.content_type)
         if wanted is not None and content_type != wanted:
             raise BadInput(f"File: expected Content-Type {wanted}, got {content_type or 'none'}", field=field)
-        return FileLike(msg.body, "<request body>", content_type)
+        # inside a Multipart field the part's own headers arrive here, filename included
+        _, params = parse_header_params(msg.headers.get("content-disposition", ""))
+        return FileLike(msg.body, params.get("filename") or "<request body>", content_type)
 
     def encode(self, obj: Any, field: str = "output") -> HTTPMessage:
         if isinstance(obj, (bytes, bytearray, memoryview)):

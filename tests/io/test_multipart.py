@@ -8,7 +8,7 @@ import pytest
 from io_helpers import bad_input, msg
 
 from bentolite.exceptions import InvalidArgument
-from bentolite.io import JSON, Image, Multipart, NumpyNdarray, Text, from_spec
+from bentolite.io import JSON, File, Image, Multipart, NumpyNdarray, Text, from_spec
 from bentolite.io._formdata import build_form_data, parse_form_data, parse_header_params
 
 
@@ -47,6 +47,17 @@ def test_field_errors_name_the_field():
     assert error.field == "meta" and "Invalid JSON" in error.message
     error = bad_input(DESCRIPTOR, form(("image", {"Content-Type": "text/plain"}, b"x"), *parts[1:]))
     assert error.field == "image"
+
+
+def test_file_field_keeps_its_upload_filename():
+    descriptor = Multipart(doc=File(), note=Text())
+    values = descriptor.decode(
+        form(
+            ("doc", {"Content-Type": "text/csv", "Content-Disposition": 'form-data; filename="d.csv"'}, b"a\n"),
+            ("note", {}, b"n"),
+        )
+    )
+    assert values["doc"].name == "d.csv" and values["doc"].read() == b"a\n"
 
 
 def test_non_multipart_request_is_400():
