@@ -9,6 +9,7 @@ from typing import Any, Awaitable, Callable
 
 import aiohttp
 import attrs
+from blockbuster import blockbuster_ctx
 import numpy as np
 from aiohttp import web
 
@@ -69,8 +70,10 @@ async def serve(routes: dict[str, Callable[[web.Request], Awaitable[web.StreamRe
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     try:
-        async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as session:
-            return await client_calls(session)
+        # fails the test if anything blocks the event loop (file or socket I/O, sleep, ...)
+        with blockbuster_ctx():
+            async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as session:
+                return await client_calls(session)
     finally:
         await runner.cleanup()
 
