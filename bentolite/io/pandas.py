@@ -8,7 +8,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Sequence
 
 from ..exceptions import BadInput, InvalidArgument, MissingDependencyException
-from .base import HTTPMessage, IODescriptor
+from .base import HTTPMessage, IODescriptor, join_field
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -129,7 +129,30 @@ class PandasDataFrame(IODescriptor["pd.DataFrame"]):
             raise BadInput(f"PandasDataFrame: cannot parse {fmt} input: {exc}", field=field) from None
         if not isinstance(frame, pd.DataFrame):
             raise BadInput(f"PandasDataFrame: {fmt} input is not a table", field=field)
-        return self.validate_dataframe(frame, field)
+        frame = self.validate_dataframe(frame, field)
+        if self._enforce_dtype:
+            frame = self._enforce_column_dtypes(frame, field)
+        return frame
+
+    def _enforce_column_dtypes(self, frame: pd.DataFrame, field: str) -> pd.DataFrame:
+        # pandas leaves a column as it was when it cannot convert it: check after parsing
+        if isinstance(self._dtype, dict):
+            wanted = {col: dtype for col, dtype in self._dtype.items() if col in frame.columns}
+        elif isinstance(self._dtype, str):
+            wanted = {col: self._dtype for col in frame.columns}
+        else:
+            return frame
+        for col, dtype in wanted.items():
+            if str(frame[col].dtype) == dtype:
+                continue
+            try:
+                frame[col] = frame[col].astype(dtype)
+            except (TypeError, ValueError) as exc:
+                raise BadInput(
+                    f'PandasDataFrame: column "{col}" must be {dtype}, got {frame[col].dtype}: {exc}',
+                    field=join_field(field, str(col)),
+                ) from None
+        return frame
 
     def validate_dataframe(self, frame: pd.DataFrame, field: str = "body") -> pd.DataFrame:
         """Apply column names and the shape rule (BadInput on mismatch)."""

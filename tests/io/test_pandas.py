@@ -54,6 +54,14 @@ def test_column_names_and_shape():
         PandasDataFrame(apply_column_names=True)
 
 
+def test_enforced_dtypes_are_checked_after_parsing():
+    descriptor = PandasDataFrame(dtype={"a": "float32"}, enforce_dtype=True)
+    assert descriptor.decode(msg('[{"a": 1, "b": 2}]'))["a"].dtype == "float32"
+    assert descriptor.decode(msg("a,b\n1,2\n", "text/csv"))["a"].dtype == "float32"
+    error = bad_input(descriptor, msg('[{"a": "x"}]'))
+    assert error.field == "body.a" and "float32" in error.message
+
+
 def test_output_must_be_a_dataframe():
     with pytest.raises(InvalidArgument):
         PandasDataFrame().encode([1, 2])
