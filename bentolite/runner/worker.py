@@ -37,6 +37,9 @@ __all__ = ["RunnerWorker", "load_runner", "main"]
 logger = logging.getLogger("bentolite.runner.worker")
 
 EXIT_INIT_FAILED = 3
+#: Longest estimated call that an idle worker runs on its event loop thread (see
+#: ``RunnerWorker._can_run_inline``); longer calls always go to the model thread.
+INLINE_MAX_S = 0.02
 
 
 def load_runner(target: str, runner_name: str) -> Runner:
@@ -112,6 +115,7 @@ class RunnerWorker:
         self._batchers: dict[str, AdaptiveBatcher] = {}
         self._methods = {m.name: m for m in runner.runner_methods}
         self._inflight: set[asyncio.Future[Any]] = set()
+        self._model_jobs = 0  # model calls running (inline or in the model thread)
 
     def load(self) -> None:
         """Build the Runnable (in the model thread that will call it)."""
@@ -161,12 +165,40 @@ class RunnerWorker:
 
         target = call_batch if method.config.batchable else None
 
+        func_for_job = call_one if target is None else target
+
         async def run_batch(payloads: list[Any]) -> list[Any]:
-            if target is None:
-                return await loop.run_in_executor(executor, call_one, payloads[0])
-            return await loop.run_in_executor(executor, target, payloads)
+            job = payloads[0] if target is None else payloads
+            if self._can_run_inline(method.name, sum(p[2] for p in payloads)):
+                # let the replies of the previous batch go out first (two loop iterations:
+                # reply callbacks, then the coalesced write)
+                await asyncio.sleep(0)
+                await asyncio.sleep(0)
+                if self._model_jobs == 0:
+                    self._model_jobs += 1
+                    try:
+                        return func_for_job(job)
+                    finally:
+                        self._model_jobs -= 1
+            self._model_jobs += 1
+            try:
+                return await loop.run_in_executor(executor, func_for_job, job)
+            finally:
+                self._model_jobs -= 1
 
         return run_batch
+
+    def _can_run_inline(self, method_name: str, items: int) -> bool:
+        """Run on the loop thread when idle and short: no thread hand-offs at low load.
+
+        Only when nothing else waits (the loop has no other work to overlap with the model)
+        and the call is estimated under INLINE_MAX_S, so probes and deadline checks are held
+        back at most that long. BentoML 1.1 also built Runnables in one thread and called
+        them in another, so Runnables do not depend on thread-local state across calls.
+        """
+        batcher = self._batchers[method_name]
+        return (self._model_jobs == 0 and batcher.queue_length == 0 and batcher.cost.fitted
+                and batcher.cost.estimate_s(items) <= INLINE_MAX_S)
 
     def call(self, method_name: str, args: tuple[Any, ...],
              kwargs: dict[str, Any]) -> asyncio.Future[Any]:
