@@ -13,7 +13,7 @@ import bentolite
 from bentolite.exceptions import (
     BadInput, BentoMLException, GatewayTimeout, RemoteException, ServiceUnavailable, StateException,
 )
-from bentolite.runner.process import RunnerStartError, RunnerWorkerGroup
+from bentolite.runner.process import RunnerStartError, RunnerWorkerGroup, describe_exit
 
 from tests.runner import runner_targets as targets
 
@@ -172,7 +172,13 @@ def test_deadline_and_timeout(tmp_path: Path) -> None:
     asyncio.run(main())
 
 
-def test_crashed_worker_fails_in_flight_calls_and_restarts(tmp_path: Path) -> None:
+def test_exit_descriptions() -> None:
+    assert describe_exit(3) == "exit code 3"
+    assert describe_exit(-9) == "signal SIGKILL"
+
+
+def test_crashed_worker_fails_in_flight_calls_and_restarts(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     runner = targets.row_runner
 
     async def main() -> None:
@@ -190,6 +196,7 @@ def test_crashed_worker_fails_in_flight_calls_and_restarts(tmp_path: Path) -> No
                     await asyncio.sleep(0.05)
                 assert workers.processes[0].restarts == 1
                 assert workers.processes[0].last_returncode == 17
+                assert "runner:rows:0" in caplog.text and "exit code 17" in caplog.text
                 assert (await runner.single.async_run(1))["pid"] == workers.processes[0].pid
             finally:
                 runner.destroy()
