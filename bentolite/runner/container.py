@@ -6,6 +6,7 @@ imported once a value of their type is actually seen.
 from __future__ import annotations
 
 import pickle
+import struct
 from typing import Any, Sequence
 
 from ..exceptions import BentoMLException
@@ -26,8 +27,17 @@ def _type_name(value: Any) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
+_SIMPLE_KINDS: dict[type, str | None] = {
+    list: "list", str: None, bytes: None, int: None, float: None, bool: None, dict: None,
+    type(None): None, tuple: None,
+}
+
+
 def _kind(value: Any) -> str | None:
     """The container kind of ``value`` or None if it is not a batchable value."""
+    cls = type(value)
+    if cls in _SIMPLE_KINDS:
+        return _SIMPLE_KINDS[cls]
     if isinstance(value, list):
         return "list"
     name = _type_name(value)
@@ -166,11 +176,50 @@ def _split(value: Any, sizes: Sequence[int], batch_dim: int) -> list[Any]:
 OUT_OF_BAND_MIN_BYTES = 16 * 1024
 
 
+def _plain_array(value: Any) -> bool:
+    """A C-contiguous, non-object numpy array: it can travel as raw bytes plus a header."""
+    return (type(value).__name__ == "ndarray" and type(value).__module__ == "numpy"
+            and not value.dtype.hasobject and value.flags.c_contiguous)
+
+
+# Fast path for the commonest payloads (one array argument; an array result): a short
+# header and the raw buffer, skipping pickle. Pickle streams start with b"\x80", so the
+# leading zero byte cannot be confused with one.
+_ARRAY_RESULT, _ARRAY_CALL = b"\x00NA", b"\x00NC"
+
+
+def _array_header(tag: bytes, array: Any) -> bytes:
+    dtype = array.dtype.str.encode()
+    return b"".join([tag, bytes((len(dtype),)), dtype, bytes((array.ndim,)),
+                     struct.pack(f"!{array.ndim}Q", *array.shape)])
+
+
+def _raw_bytes(array: Any) -> memoryview:
+    return memoryview(array.reshape(-1).view("u1"))
+
+
+def _array_from(header: Any, data: Any) -> Any:
+    import numpy as np
+
+    header = bytes(header)
+    dtype_len = header[3]
+    dtype = header[4:4 + dtype_len].decode()
+    ndim = header[4 + dtype_len]
+    shape = struct.unpack_from(f"!{ndim}Q", header, 5 + dtype_len)
+    return np.frombuffer(data, dtype=dtype).reshape(shape)
+
+
 def encode_payload(obj: Any) -> list[memoryview | bytes]:
     """Pickle ``obj`` (protocol 5); returns ``[main_pickle, *out_of_band_buffers]``.
 
     Large contiguous buffers (numpy arrays, pandas blocks) go out of band, without copies.
     """
+    if _plain_array(obj):
+        return [_array_header(_ARRAY_RESULT, obj), _raw_bytes(obj)]
+    if (type(obj) is tuple and len(obj) == 2 and type(obj[0]) is tuple and len(obj[0]) == 1
+            and not obj[1] and type(obj[1]) is dict and _plain_array(obj[0][0])):
+        array = obj[0][0]
+        return [_array_header(_ARRAY_CALL, array), _raw_bytes(array)]
     parts: list[memoryview | bytes] = [b""]
 
     def out_of_band(buf: pickle.PickleBuffer) -> bool:
@@ -189,4 +238,11 @@ def encode_payload(obj: Any) -> list[memoryview | bytes]:
 
 def decode_payload(parts: Sequence[Any]) -> Any:
     """Inverse of ``encode_payload`` (buffers are used in place, without copies)."""
-    return pickle.loads(parts[0], buffers=parts[1:])
+    head = parts[0]
+    if len(head) > 3 and head[0] == 0:
+        tag = bytes(head[:3])
+        if tag == _ARRAY_RESULT:
+            return _array_from(head, parts[1])
+        if tag == _ARRAY_CALL:
+            return ((_array_from(head, parts[1]),), {})
+    return pickle.loads(head, buffers=parts[1:])

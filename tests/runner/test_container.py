@@ -73,3 +73,18 @@ def test_codec_round_trips_without_copying_arrays() -> None:
     assert value["x"].flags.writeable
     assert value["df"]["a"].tolist() == [1]
     assert value["img"].getpixel((0, 0)) == 7 and value["s"] == "text"
+
+
+def test_array_fast_path_round_trips() -> None:
+    for array in (np.arange(12, dtype=np.float32).reshape(3, 4), np.zeros((0, 2)),
+                  np.array([b"ab", b"c"]), np.arange(5, dtype=">i8"), np.array(3.0)):
+        for obj in (array, ((array,), {})):
+            parts = encode_payload(obj)
+            got = decode_payload([bytearray(p) for p in parts])
+            value = got if isinstance(obj, np.ndarray) else got[0][0]
+            assert value.dtype == array.dtype and value.shape == array.shape
+            np.testing.assert_array_equal(value, array)
+    strided = np.arange(10)[::2]
+    np.testing.assert_array_equal(decode_payload(encode_payload(strided)), strided)
+    objects = np.array([{"a": 1}, None], dtype=object)
+    assert decode_payload(encode_payload(objects))[0] == {"a": 1}
