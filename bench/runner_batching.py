@@ -233,7 +233,11 @@ async def run_all(seconds: float) -> str:
         "so that CPU sits between model calls instead of overlapping them; and here the "
         "caller, the worker's loop thread, its model thread and other jobs share 2 cores. "
         "Run-to-run spread on this shared box was large (concurrency 64: 26% to 97% of the "
-        "limit over the runs made while tuning).",
+        "limit over the runs made while tuning). Compare the 1-row cost in the Model line "
+        "(tight loop, alone) with the direct call's median in the added-latency line "
+        "(interleaved with runner calls): the same in-process call ran up to ~40% slower "
+        "once the worker process was active, so part of the gap is the model itself "
+        "slowing down on this VM's CPUs, not the hop.",
         "",
     ]
     return "\n".join(lines)
