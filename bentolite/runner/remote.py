@@ -57,17 +57,19 @@ class _Connection(FrameProtocol):
 
 
 class _Worker:
-    __slots__ = ("address", "index", "conn", "connecting")
+    __slots__ = ("address", "index", "conn", "connecting", "waiting")
 
     def __init__(self, address: str, index: int) -> None:
         self.address = address
         self.index = index
         self.conn: _Connection | None = None
         self.connecting: asyncio.Future[_Connection] | None = None
+        self.waiting = 0  # calls waiting for this worker's connection to open
 
     @property
     def outstanding(self) -> int:
-        return len(self.conn.pending) if self.conn is not None and not self.conn.closed else 0
+        pending = len(self.conn.pending) if self.conn is not None and not self.conn.closed else 0
+        return pending + self.waiting
 
 
 async def _open(address: str, label: str) -> _Connection:
@@ -127,9 +129,11 @@ class RemoteRunnerHandle(RunnerHandle):
         if worker.connecting is None:
             label = f"runner {self._runner.name!r} worker {worker.index}"
             worker.connecting = asyncio.ensure_future(_open(worker.address, label))
+        worker.waiting += 1
         try:
             worker.conn = await asyncio.shield(worker.connecting)
         finally:
+            worker.waiting -= 1
             if worker.connecting is not None and worker.connecting.done():
                 worker.connecting = None
         return worker.conn

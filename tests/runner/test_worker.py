@@ -216,3 +216,27 @@ def test_failing_runnable_init_fails_start_with_its_traceback(tmp_path: Path) ->
         assert not any(p.running for p in workers.processes)
 
     asyncio.run(main())
+
+
+def test_calls_spread_over_workers_with_their_own_env(tmp_path: Path) -> None:
+    runner = targets.row_runner  # not multi-threaded: one worker per CPU, one thread each
+
+    async def main() -> None:
+        env_map = {i: {"BENTOLITE_TEST_WORKER": str(i)} for i in range(2)}
+        async with group(runner, tmp_path, worker_count=2, env_map=env_map) as workers:
+            assert len(workers.addresses) == 2
+            runner.init_client(workers.addresses)
+            try:
+                out = await asyncio.gather(*(runner.nap.async_run(0.05) for _ in range(6)))
+                assert out == [0.05] * 6
+                pids = {(await runner.single.async_run(0))["pid"] for _ in range(1)}
+                outs = await asyncio.gather(*(runner.single.async_run(i) for i in range(8)))
+                pids |= {o["pid"] for o in outs}
+                assert pids == {p.pid for p in workers.processes}
+                envs = await asyncio.gather(
+                    *(runner.env.async_run(["BENTOLITE_TEST_WORKER"]) for _ in range(8)))
+                assert {e["BENTOLITE_TEST_WORKER"] for e in envs} == {"0", "1"}
+            finally:
+                runner.destroy()
+
+    asyncio.run(main())
