@@ -243,10 +243,10 @@ class RunnerWorkerGroup:
         self.runner = runner
         self.target = target
         self.run_dir = Path(run_dir)
-        self.working_dir = os.path.abspath(working_dir or os.getcwd())
-        self.worker_count = worker_count if worker_count is not None \
-            else runner.scheduled_worker_count
-        self.env_map = env_map if env_map is not None else runner.scheduled_worker_env_map
+        self.working_dir = working_dir  # made absolute in start() (file-system calls)
+        # None: from the runner's strategy, resolved in start() (it reads cgroup files)
+        self.worker_count = worker_count
+        self.env_map = env_map
         self.extra_env = dict(extra_env or {})
         self.python = python
         self.start_timeout_s = start_timeout_s
@@ -260,6 +260,7 @@ class RunnerWorkerGroup:
     def _socket_paths(self) -> list[str]:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         tag = hashlib.sha1(f"{os.getpid()}-{id(self)}".encode()).hexdigest()[:8]
+        assert self.worker_count is not None
         names = [f"{self.runner.name[:40]}-{tag}-{i}.sock" for i in range(self.worker_count)]
         base = self.run_dir
         if any(len(str(base / n)) > _MAX_SOCKET_PATH for n in names):
@@ -267,6 +268,17 @@ class RunnerWorkerGroup:
             self._own_socket_dir = True
         self._socket_dir = base
         return [str(base / n) for n in names]
+
+    def _prepare(self) -> tuple[list[str], str, list[dict[str, str]]]:
+        self.working_dir = os.path.abspath(self.working_dir or os.getcwd())
+        if self.worker_count is None:
+            self.worker_count = self.runner.scheduled_worker_count
+        if self.env_map is None:
+            self.env_map = self.runner.scheduled_worker_env_map
+        addresses = self._socket_paths()
+        config_path = self._config_file()
+        return addresses, config_path, [self.worker_env(i, config_path)
+                                        for i in range(len(addresses))]
 
     def _config_file(self) -> str:
         from ..config import dump_config, get_config
@@ -277,7 +289,7 @@ class RunnerWorkerGroup:
 
     def worker_env(self, index: int, config_path: str) -> dict[str, str]:
         env = dict(os.environ)
-        env.update(self.env_map.get(index, {}))
+        env.update((self.env_map or {}).get(index, {}))
         env.update(self.extra_env)
         # the workers see the same configuration as this process, however it was loaded
         env["BENTOLITE_CONFIG"] = config_path
@@ -294,15 +306,16 @@ class RunnerWorkerGroup:
 
     async def start(self) -> None:
         """Start every worker and wait until each is ready (fails fast if one dies)."""
-        self.addresses = self._socket_paths()
-        config_path = self._config_file()
+        # file-system set-up off the event loop
+        self.addresses, config_path, envs = await asyncio.to_thread(self._prepare)
         for index, socket_path in enumerate(self.addresses):
+            assert self.working_dir is not None
             argv = [self.python, "-m", "bentolite.runner.worker", "--target", self.target,
                     "--runner-name", self.runner.name, "--socket", socket_path,
                     "--worker-index", str(index), "--working-dir", self.working_dir]
             proc = ManagedProcess(
                 argv, name=f"runner:{self.runner.name}:{index}",
-                env=self.worker_env(index, config_path), cwd=self.working_dir,
+                env=envs[index], cwd=self.working_dir,
                 restart=False, backoff_initial_s=self.restart_backoff_s, output=self._output)
             self.processes.append(proc)
         try:
@@ -328,7 +341,7 @@ class RunnerWorkerGroup:
                     f"runner {self.runner.name!r} worker {index} exited with "
                     f"{describe_exit(proc.last_returncode or 0)} during start-up:\n"
                     f"{proc.output_tail()}")
-            if os.path.exists(address) and await ping_worker(address, 1.0):
+            if await ping_worker(address, 1.0):
                 return
             if time.monotonic() > deadline:
                 raise RunnerStartError(
@@ -347,6 +360,9 @@ class RunnerWorkerGroup:
     async def stop(self, grace_s: float = 10.0) -> None:
         """Stop every worker (SIGTERM, then SIGKILL after ``grace_s``)."""
         await asyncio.gather(*(p.stop(grace_s) for p in self.processes))
+        await asyncio.to_thread(self._clean_up_files)
+
+    def _clean_up_files(self) -> None:
         for address in self.addresses:
             try:
                 os.unlink(address)

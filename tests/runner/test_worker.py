@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from blockbuster import blockbuster_ctx
 
 import bentolite
 from bentolite.exceptions import (
@@ -182,6 +183,10 @@ def test_crashed_worker_fails_in_flight_calls_and_restarts(
     runner = targets.row_runner
 
     async def main() -> None:
+        with blockbuster_ctx():  # supervision and calls never block the event loop
+            await run()
+
+    async def run() -> None:
         async with group(runner, tmp_path, restart_backoff_s=0.05) as workers:
             runner.init_client(workers.addresses)
             try:
