@@ -163,12 +163,11 @@ class RunnerWorker:
                 return [result]
             return split_batch(result, sizes, out_dim, method.name)
 
-        target = call_batch if method.config.batchable else None
-
-        func_for_job = call_one if target is None else target
+        batchable = method.config.batchable
+        func_for_job: Any = call_batch if batchable else call_one
 
         async def run_batch(payloads: list[Any]) -> list[Any]:
-            job = payloads[0] if target is None else payloads
+            job = payloads if batchable else payloads[0]
             if self._can_run_inline(method.name, sum(p[2] for p in payloads)):
                 # let the replies of the previous batch go out first (two loop iterations:
                 # reply callbacks, then the coalesced write)
