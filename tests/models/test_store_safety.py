@@ -1,0 +1,93 @@
+"""Atomic saves, concurrent writers and kills, with real processes."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from bentolite import models
+from bentolite.exceptions import NotFound
+
+SAVER = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from bentolite import models
+
+    for i in range(int(sys.argv[1])):
+        with models.create("shared", module="bentoml.picklable_model") as model:
+            Path(model.path_of("data.txt")).write_text(f"{sys.argv[2]}-{i}")
+    """
+)
+
+KILLED_SAVER = textwrap.dedent(
+    """
+    import time
+    from pathlib import Path
+    from bentolite import models
+
+    with models.create("victim", module="bentoml.picklable_model") as model:
+        Path(model.path_of("weights.bin")).write_bytes(b"x" * 1000)
+        print("writing", flush=True)
+        time.sleep(120)
+    """
+)
+
+
+def _python(code: str, *args: str, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", code, *args], **kwargs)
+
+
+def test_concurrent_saves_under_one_name(home: Path):
+    procs = [_python(SAVER, "5", str(n)) for n in range(4)]
+    try:
+        codes = [p.wait(timeout=60) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert codes == [0, 0, 0, 0]
+    saved = models.list("shared")
+    assert len(saved) == 20
+    contents = sorted(Path(m.path_of("data.txt")).read_text() for m in saved)
+    assert contents == sorted(f"{n}-{i}" for n in range(4) for i in range(5))
+    latest = (home / "models" / "shared" / "latest").read_text()
+    newest = max(saved, key=lambda m: m.creation_time)
+    assert latest == newest.tag.version
+    assert models.get("shared") == newest
+    assert list((home / "tmp").glob("bentolite-*")) == []
+    assert [p.name for p in (home / "models" / "shared").iterdir() if p.is_file()] == ["latest"]
+
+
+def test_kill_during_save_leaves_nothing_visible(home: Path):
+    proc = _python(KILLED_SAVER, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "writing"
+        staged = list((home / "tmp").glob(f"bentolite-{proc.pid}-*"))
+        assert len(staged) == 1 and list(staged[0].rglob("weights.bin"))
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+    with pytest.raises(NotFound):
+        models.get("victim")  # this store operation also clears the dead process's staging
+    assert models.list() == []
+    assert list((home / "tmp").glob("bentolite-*")) == []
+    assert not (home / "models" / "victim").exists()
+
+
+def test_staging_of_a_live_process_is_left_alone(home: Path):
+    store = models.default_store()
+    mine = store.staging_dir()
+    models.list()
+    assert mine.is_dir()
+    mine.rmdir()
