@@ -232,7 +232,7 @@ class BentoliteConfig:
 
     def runner(self, name: str) -> RunnerConfig:
         """The effective config of runner ``name``."""
-        return self.runner_overrides.get(name, self.runners)
+        return self.runner_overrides.get(name.lower(), self.runners)
 
 
 # --- loading ---------------------------------------------------------------------------

@@ -180,7 +180,10 @@ class ModelInfo:
     def from_dict(cls, data: Mapping[str, Any]) -> ModelInfo:
         data = dict(data)
         try:
-            tag = Tag(data["name"], data["version"])
+            if data["version"] is None:
+                raise BentoMLException("model.yaml has no 'version'")
+            # YAML reads an unquoted all-digit version as a number
+            tag = Tag(str(data["name"]), str(data["version"]))
             module = data["module"]
         except KeyError as e:
             raise BentoMLException(f"model.yaml is missing the {e.args[0]!r} key") from None

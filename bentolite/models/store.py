@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import fcntl
+import logging
 import os
 import shutil
 import tempfile
@@ -30,6 +31,8 @@ from .model import (
 )
 
 __all__ = ["ModelStore", "default_store", "create"]
+
+logger = logging.getLogger(__name__)
 
 _TMP_PREFIX = "bentolite-"
 _LATEST = "latest"
@@ -117,6 +120,8 @@ class ModelStore:
 
     def _write_latest(self, name: str, version: str | None) -> None:
         target = self.root / name / _LATEST
+        for litter in target.parent.glob(".latest-*"):  # from a writer killed mid-write
+            litter.unlink(missing_ok=True)  # safe: every writer holds the name lock
         if version is None:
             target.unlink(missing_ok=True)
             return
@@ -188,9 +193,9 @@ class ModelStore:
         """Move a fully written model directory into the store, atomically."""
         self._ensure()
         assert tag.version is not None
-        (self.root / tag.name).mkdir(parents=True, exist_ok=True)
         final = self.root / tag.name / tag.version
-        with self._name_lock(tag.name):
+        with self._name_lock(tag.name):  # mkdir under the lock: a delete may remove the name dir
+            final.parent.mkdir(parents=True, exist_ok=True)
             if final.exists():
                 raise BentoMLException(f"Model {str(tag)!r} already exists in the store")
             os.rename(staged, final)
@@ -215,6 +220,8 @@ class ModelStore:
             version = self.get(tag).tag.version  # allow prefixes, raise NotFound otherwise
         assert version is not None
         with self._name_lock(tag.name):
+            if not (self.root / tag.name / version).is_dir():  # a concurrent delete won
+                raise self._not_found(Tag(tag.name, version))
             graveyard = self.staging_dir()
             os.rename(self.root / tag.name / version, graveyard / version)
             remaining = self._newest(tag.name)
@@ -260,7 +267,10 @@ def create(
         raise BentoMLException("'latest' is reserved and cannot be used as a version")
     str_labels = {}
     for key, value in (labels or {}).items():
-        str_labels[str(key)] = value if isinstance(value, str) else str(value)
+        if not isinstance(value, str):
+            logger.warning("Label %r: converting %r to a string", key, value)
+            value = str(value)
+        str_labels[str(key)] = value
     ctx = context or ModelContext()
     if not ctx.bentoml_version:
         ctx = attrs.evolve(ctx, bentoml_version=__version__)
