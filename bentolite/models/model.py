@@ -226,10 +226,19 @@ class ModelInfo:
         except FileNotFoundError:
             raise NotFound(f"{file} does not exist; {path} is not a model directory") from None
         except yaml.YAMLError as e:
-            raise BentoMLException(f"{file} is not valid YAML: {e}") from None
+            raise BentoMLException(f"{file} is not valid YAML: {_yaml_problem(e)}") from None
         if not isinstance(data, dict):
             raise BentoMLException(f"{file} does not hold a mapping")
         return cls.from_dict(data)
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """PyYAML's message in one line: the problem and where it is."""
+    problem = getattr(error, "problem", None)
+    mark = getattr(error, "problem_mark", None)
+    if problem and mark is not None:
+        return f"{problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return " ".join(str(error).split())
 
 
 def _structure_options(module: str, raw: Mapping[str, Any]) -> ModelOptions:
