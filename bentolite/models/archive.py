@@ -166,8 +166,7 @@ def import_model(
     src = Path(os.path.expanduser(path))
     if not src.exists():
         raise BentoMLException(f"{path} does not exist")
-    staged = store.staging_dir()
-    try:
+    with store.staging() as staged:
         dest = staged / "model"
         dest.mkdir()
         if src.is_dir():
@@ -181,5 +180,3 @@ def import_model(
                 raise BentoMLException(f"{path} is not a model archive: {e}") from None
         info = ModelInfo.from_path(dest)
         return store.commit(dest, info.tag)
-    finally:
-        shutil.rmtree(staged, ignore_errors=True)

@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import tempfile
+import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
@@ -38,16 +39,6 @@ _TMP_PREFIX = "bentolite-"
 _LATEST = "latest"
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class ModelStore:
     """Models under ``<home>/models``; staging under ``<home>/tmp``."""
 
@@ -65,6 +56,13 @@ class ModelStore:
         for path in (self.root, self.tmp, self._locks):
             path.mkdir(parents=True, exist_ok=True)
 
+    # A staging dir ``tmp/bentolite-<id>`` is owned by whoever holds an flock on
+    # ``tmp/.bentolite-locks/staging-<id>.lock``. The kernel drops the lock when the owner
+    # dies, however it dies, so a lock we can take marks litter. Unlike a PID check this
+    # holds across PID reuse and across containers sharing one BENTOLITE_HOME.
+    def _staging_lock(self, staging_id: str) -> Path:
+        return self._locks / f"staging-{staging_id}.lock"
+
     def clean_stale(self) -> None:
         """Remove staging dirs left by processes that died mid-save."""
         if not self.tmp.is_dir():
@@ -72,18 +70,35 @@ class ModelStore:
         for entry in self.tmp.iterdir():
             if not entry.name.startswith(_TMP_PREFIX):
                 continue
+            lock = self._staging_lock(entry.name[len(_TMP_PREFIX):])
             try:
-                pid = int(entry.name[len(_TMP_PREFIX):].split("-", 1)[0])
-            except ValueError:
+                fh = open(lock, "a")
+            except OSError:
                 continue
-            if pid != os.getpid() and not _pid_alive(pid):
+            with fh:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # its owner is alive
                 shutil.rmtree(entry, ignore_errors=True)
+                lock.unlink(missing_ok=True)
 
-    def staging_dir(self) -> Path:
-        """A fresh directory on the store's filesystem, named after this process."""
+    @contextlib.contextmanager
+    def staging(self) -> Iterator[Path]:
+        """A fresh directory on the store's filesystem, removed on exit (or after a crash)."""
         self._ensure()
         self.clean_stale()
-        return Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{os.getpid()}-", dir=self.tmp))
+        staging_id = uuid.uuid4().hex
+        lock = self._staging_lock(staging_id)
+        with open(lock, "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)  # before the dir exists: a cleaner never sees it unowned
+            path = self.tmp / f"{_TMP_PREFIX}{staging_id}"
+            path.mkdir()
+            try:
+                yield path
+            finally:
+                shutil.rmtree(path, ignore_errors=True)
+                lock.unlink(missing_ok=True)
 
     @contextlib.contextmanager
     def _name_lock(self, name: str) -> Iterator[None]:
@@ -219,17 +234,16 @@ class ModelStore:
         elif not (self.root / tag.name / version).is_dir():
             version = self.get(tag).tag.version  # allow prefixes, raise NotFound otherwise
         assert version is not None
-        with self._name_lock(tag.name):
-            if not (self.root / tag.name / version).is_dir():  # a concurrent delete won
-                raise self._not_found(Tag(tag.name, version))
-            graveyard = self.staging_dir()
-            os.rename(self.root / tag.name / version, graveyard / version)
-            remaining = self._newest(tag.name)
-            if remaining is None:
-                shutil.rmtree(self.root / tag.name, ignore_errors=True)
-            else:
-                self._write_latest(tag.name, remaining)
-        shutil.rmtree(graveyard, ignore_errors=True)
+        with self.staging() as graveyard:  # removed after the lock is released
+            with self._name_lock(tag.name):
+                if not (self.root / tag.name / version).is_dir():  # a concurrent delete won
+                    raise self._not_found(Tag(tag.name, version))
+                os.rename(self.root / tag.name / version, graveyard / version)
+                remaining = self._newest(tag.name)
+                if remaining is None:
+                    shutil.rmtree(self.root / tag.name, ignore_errors=True)
+                else:
+                    self._write_latest(tag.name, remaining)
 
 
 def default_store() -> ModelStore:
@@ -285,8 +299,7 @@ def create(
         api_version=api_version or "v1",
         creation_time=datetime.now(timezone.utc),
     )
-    staged = store.staging_dir()
-    try:
+    with store.staging() as staged:
         model_dir = staged / "model"
         model_dir.mkdir()
         model = Model(info, model_dir, _internal=True)
@@ -295,8 +308,6 @@ def create(
         if custom_objects:
             _dump_custom_objects(dict(custom_objects), model_dir, external_modules or ())
         stored = store.commit(model_dir, tag)
-    finally:
-        shutil.rmtree(staged, ignore_errors=True)
     model._path = stored.path  # the caller's object now points into the store
 
 

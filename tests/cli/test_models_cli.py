@@ -27,6 +27,11 @@ def run(home: Path, *args: str, input: str | None = None, cwd: Path | None = Non
     )
 
 
+def ok(result) -> str:
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
 def assert_clean_error(result, *fragments: str) -> None:
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
@@ -57,10 +62,10 @@ def test_list_table_json_yaml(home: Path):
     assert order == [str(other.tag), "iris:bbb", "iris:aaa"]  # newest first
     assert "bentoml.picklable_model" in lines[1] and "KiB" in lines[1]
 
-    as_json = json.loads(run(home, "models", "list", "iris", "-o", "json").stdout)
+    as_json = json.loads(ok(run(home, "models", "list", "iris", "-o", "json")))
     assert [row["tag"] for row in as_json] == ["iris:bbb", "iris:aaa"]
     assert set(as_json[0]) == {"tag", "module", "size", "creation_time"}
-    as_yaml = yaml.safe_load(run(home, "models", "list", "--output", "yaml").stdout)
+    as_yaml = yaml.safe_load(ok(run(home, "models", "list", "--output", "yaml")))
     assert [row["tag"] for row in as_yaml] == [str(other.tag), "iris:bbb", "iris:aaa"]
     del old, new
 
@@ -77,7 +82,7 @@ def test_get_yaml_json_path(home: Path):
     as_yaml = run(home, "models", "get", "iris")
     assert as_yaml.returncode == 0
     assert yaml.safe_load(as_yaml.stdout) == models.get("iris").info.to_dict()
-    assert json.loads(run(home, "models", "get", "iris:latest", "-o", "json").stdout)["version"] == (
+    assert json.loads(ok(run(home, "models", "get", "iris:latest", "-o", "json")))["version"] == (
         model.tag.version
     )
     path = run(home, "models", "get", f"iris:{model.tag.version[:5]}", "-o", "path")

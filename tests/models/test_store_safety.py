@@ -69,7 +69,7 @@ def test_kill_during_save_leaves_nothing_visible(home: Path):
     proc = _python(KILLED_SAVER, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "writing"
-        staged = list((home / "tmp").glob(f"bentolite-{proc.pid}-*"))
+        staged = list((home / "tmp").glob("bentolite-*"))
         assert len(staged) == 1 and list(staged[0].rglob("weights.bin"))
         os.kill(proc.pid, signal.SIGKILL)
         assert proc.wait(timeout=10) == -signal.SIGKILL
@@ -85,9 +85,39 @@ def test_kill_during_save_leaves_nothing_visible(home: Path):
     assert not (home / "models" / "victim").exists()
 
 
-def test_staging_of_a_live_process_is_left_alone(home: Path):
+def test_staging_of_a_live_owner_is_left_alone(home: Path):
     store = models.default_store()
-    mine = store.staging_dir()
-    models.list()
-    assert mine.is_dir()
-    mine.rmdir()
+    with store.staging() as mine:
+        models.list()
+        other = models.ModelStore(home)
+        other.clean_stale()
+        assert mine.is_dir()
+    assert not mine.exists()
+    assert list((home / "tmp" / ".bentolite-locks").glob("staging-*")) == []
+
+
+def test_staging_of_a_live_process_is_left_alone(home: Path):
+    code = textwrap.dedent(
+        """
+        import sys, time
+        from bentolite import models
+        with models.default_store().staging() as path:
+            print(path, flush=True)
+            sys.stdin.readline()
+        """
+    )
+    proc = _python(code, stdout=subprocess.PIPE, stdin=subprocess.PIPE, text=True)
+    try:
+        path = Path(proc.stdout.readline().strip())
+        models.list()  # would sweep it if it looked stale
+        assert path.is_dir()
+        proc.stdin.write("done\n")
+        proc.stdin.flush()
+        assert proc.wait(timeout=30) == 0
+        assert not path.exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdin.close()
+        proc.stdout.close()
