@@ -229,7 +229,11 @@ class ModelInfo:
             raise BentoMLException(f"{file} is not valid YAML: {_yaml_problem(e)}") from None
         if not isinstance(data, dict):
             raise BentoMLException(f"{file} does not hold a mapping")
-        return cls.from_dict(data)
+        try:
+            return cls.from_dict(data)
+        except (TypeError, ValueError, BentoMLException) as e:
+            message = getattr(e, "message", None) or str(e)
+            raise BentoMLException(f"{file} is not a valid model.yaml: {message}") from None
 
 
 def _yaml_problem(error: yaml.YAMLError) -> str:

@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 _TMP_PREFIX = "bentolite-"
 _LATEST = "latest"
+_LATEST_RETRIES = 5
 
 
 class ModelStore:
@@ -127,6 +128,16 @@ class ModelStore:
     def _load(self, name: str, version: str) -> Model:
         return Model.from_path(self.root / name / version)
 
+    def _load_existing(self, name: str, versions: list[str]) -> list[Model]:
+        """Load ``versions``, skipping any that a concurrent delete removed meanwhile."""
+        found = []
+        for version in versions:
+            try:
+                found.append(self._load(name, version))
+            except NotFound:
+                continue
+        return found
+
     def _newest(self, name: str) -> str | None:
         versions = self._versions(name)
         if not versions:
@@ -176,6 +187,11 @@ class ModelStore:
         tag = Tag.from_taglike(tag)
         self.clean_stale()
         if tag.version in (None, _LATEST):
+            for _ in range(_LATEST_RETRIES):  # a concurrent delete may win between the two
+                try:
+                    return self._load(tag.name, self._resolve_latest(tag.name))
+                except NotFound:
+                    continue
             return self._load(tag.name, self._resolve_latest(tag.name))
         if (self.root / tag.name / tag.version / "model.yaml").is_file():
             return self._load(tag.name, tag.version)
@@ -192,12 +208,12 @@ class ModelStore:
         """All models, the versions of one name, or ``[model]`` for a full tag."""
         self.clean_stale()
         if tag is None:
-            return [self._load(n, v) for n in self._names() for v in self._versions(n)]
+            return [m for n in self._names() for m in self._load_existing(n, self._versions(n))]
         tag = Tag.from_taglike(tag)
         if tag.version is None:
             if not self._versions(tag.name):
                 raise self._not_found(tag)
-            return [self._load(tag.name, v) for v in self._versions(tag.name)]
+            return self._load_existing(tag.name, self._versions(tag.name))
         try:
             return [self.get(tag)]
         except NotFound:

@@ -185,3 +185,24 @@ def test_home_defaults_to_bentolite_in_user_dir(monkeypatch, tmp_path):
     monkeypatch.setenv("BENTOLITE_HOME", "~/bl")
     assert bentolite_home() == tmp_path / "bl"
     assert os.environ["HOME"] == str(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "body, problem",
+    [
+        ("name: bad\nversion: v1\nmodule: x\nlabels: [1, 2]\n", "not a valid model.yaml"),
+        ("name: bad\nversion: v1\nmodule: x\nsignatures: {p: {batch_dim: x}}\n", "not a valid model.yaml"),
+        ("name: bad\nversion: v1\nmodule: x\nsignatures: {p: {bogus: 1}}\n", "unknown signature keys"),
+        ("name: bad\nversion: ~\nmodule: x\n", "has no 'version'"),
+        ("name: bad\nmodule: x\n", "missing the 'version' key"),
+        ("name: bad\nversion: [v1\n", "not valid YAML"),
+        ("- a\n", "does not hold a mapping"),
+    ],
+)
+def test_broken_model_yaml_gives_a_clear_error(home: Path, body: str, problem: str):
+    path = home / "models" / "bad" / "v1"
+    path.mkdir(parents=True)
+    (path / "model.yaml").write_text(body)
+    with pytest.raises(BentoMLException, match=problem) as info:
+        models.get("bad:v1")
+    assert str(path / "model.yaml") in str(info.value)

@@ -121,3 +121,34 @@ def test_staging_of_a_live_process_is_left_alone(home: Path):
             proc.wait()
         proc.stdin.close()
         proc.stdout.close()
+
+
+def test_list_and_get_while_another_process_saves_and_deletes(home: Path):
+    churn = textwrap.dedent(
+        """
+        from pathlib import Path
+        from bentolite import models
+        for i in range(25):
+            with models.create("churn", module="bentoml.picklable_model") as model:
+                Path(model.path_of("f")).write_text(str(i))
+            models.delete(model.tag)
+        print("done", flush=True)
+        """
+    )
+    with models.create("churn:keep", module="bentoml.picklable_model") as kept:
+        Path(kept.path_of("f")).write_text("keep")
+    proc = _python(churn, stdout=subprocess.PIPE, text=True)
+    try:
+        while proc.poll() is None:
+            assert kept in models.list()
+            assert kept in models.list("churn")
+            assert models.get("churn").tag.name == "churn"  # latest is always valid
+        assert proc.stdout.read().strip() == "done"
+        assert proc.returncode == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+    assert models.list("churn") == [kept]
+    assert models.get("churn") == kept
