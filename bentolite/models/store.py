@@ -324,7 +324,8 @@ def create(
         if custom_objects:
             _dump_custom_objects(dict(custom_objects), model_dir, external_modules or ())
         stored = store.commit(model_dir, tag)
-    model._path = stored.path  # the caller's object now points into the store
+    # the caller's object now is the stored model (options rebuilt as get() builds them)
+    model._path, model._info = stored.path, stored.info
 
 
 def _dump_custom_objects(objects: dict[str, Any], model_dir: Path, modules: Sequence[Any]) -> None:

@@ -30,6 +30,7 @@ def test_save_load_round_trip(home: Path):
         custom_objects={"note": "hi"},
     )
     assert saved.path.startswith(str(home / "models" / "scaler"))
+    assert saved.info.to_dict() == picklable_model.get("scaler").info.to_dict()
     info = picklable_model.get("scaler").info
     assert info.module == "bentoml.picklable_model"
     assert info.api_version == "v1"

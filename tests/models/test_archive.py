@@ -39,7 +39,7 @@ def _files(root: str | Path) -> dict[str, bytes]:
 )
 def test_export_import_round_trip(home: Path, tmp_path: Path, fmt: str, suffix: str):
     model = _save(labels={"k": "v"}, metadata={"n": 1}, custom_objects={"c": [1]})
-    before = (models.get(model.tag).info.to_dict(), _files(model.path))
+    before = (model.info.to_dict(), _files(model.path))
     explicit = fmt if fmt == "folder" else None
     written = models.export_model(model.tag, str(tmp_path / f"out{suffix}"), explicit)
     assert written == str(tmp_path / f"out{suffix}")
