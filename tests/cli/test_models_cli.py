@@ -17,9 +17,11 @@ from bentolite import models
 BENTOLITE = shutil.which("bentolite")
 
 
-def run(home: Path, *args: str, input: str | None = None, cwd: Path | None = None):
+def run(
+    home: Path, *args: str, input: str | None = None, cwd: Path | None = None, columns: int = 200
+):
     assert BENTOLITE, "the bentolite console script is not on PATH (run through scripts/test)"
-    env = {**os.environ, "BENTOLITE_HOME": str(home), "COLUMNS": "200"}
+    env = {**os.environ, "BENTOLITE_HOME": str(home), "COLUMNS": str(columns)}
     env.pop("BENTOLITE_DEBUG", None)
     return subprocess.run(
         [BENTOLITE, *args], capture_output=True, text=True, env=env, input=input, timeout=60,
@@ -68,6 +70,12 @@ def test_list_table_json_yaml(home: Path):
     as_yaml = yaml.safe_load(ok(run(home, "models", "list", "--output", "yaml")))
     assert [row["tag"] for row in as_yaml] == [str(other.tag), "iris:bbb", "iris:aaa"]
     del old, new
+
+
+def test_table_never_cuts_a_tag_short(home: Path):
+    model = _save("x" * 63)
+    out = ok(run(home, "models", "list", columns=60))
+    assert str(model.tag) in out.splitlines()[1].split()
 
 
 def test_list_empty_store_and_missing_name(home: Path):
