@@ -65,6 +65,30 @@ def test_concurrent_saves_under_one_name(home: Path):
     assert [p.name for p in (home / "models" / "shared").iterdir() if p.is_file()] == ["latest"]
 
 
+def test_concurrent_saves_of_one_explicit_tag(home: Path):
+    code = textwrap.dedent(
+        """
+        import sys
+        from pathlib import Path
+        from bentolite import models
+        from bentolite.exceptions import BentoMLException
+        try:
+            with models.create("same:v1", module="bentoml.picklable_model") as model:
+                Path(model.path_of("who")).write_text(sys.argv[1])
+        except BentoMLException as e:
+            print(e)
+            sys.exit(3)
+        """
+    )
+    procs = [_python(code, str(n), stdout=subprocess.PIPE, text=True) for n in range(3)]
+    results = [(p.communicate(timeout=60)[0], p.returncode) for p in procs]
+    assert sorted(rc for _, rc in results) == [0, 3, 3]
+    assert all("already exists" in out for out, rc in results if rc == 3)
+    winner = next(str(n) for n, (_, rc) in enumerate(results) if rc == 0)
+    assert Path(models.get("same").path_of("who")).read_text() == winner
+    assert (home / "models" / "same" / "latest").read_text() == "v1"
+
+
 def test_kill_during_save_leaves_nothing_visible(home: Path):
     proc = _python(KILLED_SAVER, stdout=subprocess.PIPE, text=True)
     try:
@@ -82,6 +106,7 @@ def test_kill_during_save_leaves_nothing_visible(home: Path):
         models.get("victim")  # this store operation also clears the dead process's staging
     assert models.list() == []
     assert list((home / "tmp").glob("bentolite-*")) == []
+    assert list((home / "tmp" / ".bentolite-locks").glob("staging-*")) == []
     assert not (home / "models" / "victim").exists()
 
 
