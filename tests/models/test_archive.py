@@ -174,8 +174,9 @@ def test_zip_absolute_path_is_refused(home: Path, tmp_path: Path):
     _assert_refused(home, archive, "absolute path", target)
 
 
-def test_zip_dotdot_is_refused(home: Path, tmp_path: Path):
-    archive = _zip(tmp_path / "a.zip", "../../zz.txt", b"x")
+@pytest.mark.parametrize("name", ["../../zz.txt", "sub\\..\\..\\..\\zz.txt"])
+def test_zip_dotdot_is_refused(home: Path, tmp_path: Path, name: str):
+    archive = _zip(tmp_path / "a.zip", name, b"x")
     _assert_refused(home, archive, r"'\.\.' leaves the target", home.parent.parent / "zz.txt")
 
 

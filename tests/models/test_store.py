@@ -206,3 +206,11 @@ def test_broken_model_yaml_gives_a_clear_error(home: Path, body: str, problem: s
     with pytest.raises(BentoMLException, match=problem) as info:
         models.get("bad:v1")
     assert str(path / "model.yaml") in str(info.value)
+
+
+def test_delete_by_name_with_a_missing_latest_file_deletes_the_newest(home: Path):
+    old, _ = _save("m:zzz"), _save("m:aaa")
+    (home / "models" / "m" / "latest").unlink()
+    models.delete("m")
+    assert models.list("m") == [old]
+    assert (home / "models" / "m" / "latest").read_text() == "zzz"
