@@ -187,12 +187,13 @@ class ModelStore:
         tag = Tag.from_taglike(tag)
         self.clean_stale()
         if tag.version in (None, _LATEST):
-            for _ in range(_LATEST_RETRIES):  # a concurrent delete may win between the two
+            for attempt in range(_LATEST_RETRIES + 1):
+                version = self._resolve_latest(tag.name)  # NotFound here: no version at all
                 try:
-                    return self._load(tag.name, self._resolve_latest(tag.name))
-                except NotFound:
-                    continue
-            return self._load(tag.name, self._resolve_latest(tag.name))
+                    return self._load(tag.name, version)
+                except NotFound:  # a concurrent delete won between resolving and loading
+                    if attempt == _LATEST_RETRIES:
+                        raise
         if (self.root / tag.name / tag.version / "model.yaml").is_file():
             return self._load(tag.name, tag.version)
         matches = [v for v in self._versions(tag.name) if v.startswith(tag.version)]
