@@ -142,6 +142,9 @@ def test_export_and_import(home: Path, tmp_path: Path):
     assert (other_home / "models" / "iris" / model.tag.version / "saved_model.pkl").is_file()
     assert_clean_error(run(other_home, "models", "import", str(archive)), "already exists")
     assert_clean_error(run(home, "models", "import", str(tmp_path / "nope.bentomodel")), "does not exist")
+    truncated = tmp_path / "truncated.bentomodel"
+    truncated.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
+    assert_clean_error(run(tmp_path / "third", "models", "import", str(truncated)), "not a readable")
     assert_clean_error(run(home, "models", "export", "nope", str(tmp_path / "x")), "not found")
 
 

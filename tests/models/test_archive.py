@@ -87,8 +87,22 @@ def test_unknown_format_and_missing_file(home: Path, tmp_path: Path):
         models.import_model(str(tmp_path / "missing.bentomodel"))
     junk = tmp_path / "junk.bentomodel"
     junk.write_bytes(b"not an archive")
-    with pytest.raises(BentoMLException, match="not a model archive"):
+    with pytest.raises(BentoMLException, match="is not a readable model archive"):
         models.import_model(str(junk))
+
+
+@pytest.mark.parametrize("fmt", ["bentomodel", "gz", "bz2", "zip"])
+def test_truncated_or_damaged_archive_is_a_clear_error(home: Path, tmp_path: Path, fmt: str):
+    with models.create("big", module="bentoml.picklable_model") as model:
+        Path(model.path_of("weights.bin")).write_bytes(bytes(range(256)) * 400)
+    out = Path(models.export_model("big", str(tmp_path / "a"), fmt))
+    models.delete("big")
+    data = out.read_bytes()
+    out.write_bytes(data[:60] + data[len(data) // 2 :] if fmt == "zip" else data[: len(data) // 2])
+    with pytest.raises(BentoMLException, match="is not a readable model archive"):
+        models.import_model(str(out))
+    assert models.list() == []
+    assert list((home / "tmp").glob("bentolite-*")) == []
 
 
 # --- unsafe archives ------------------------------------------------------------------
