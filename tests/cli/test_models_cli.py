@@ -55,7 +55,9 @@ def test_console_script_is_the_installed_one():
 
 
 def test_list_table_json_yaml(home: Path):
-    old, new, other = _save("iris:aaa"), _save("iris:bbb"), _save("other")
+    _save("iris:aaa")
+    _save("iris:bbb")
+    other = _save("other")
     table = run(home, "models", "list")
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
@@ -69,7 +71,6 @@ def test_list_table_json_yaml(home: Path):
     assert set(as_json[0]) == {"tag", "module", "size", "creation_time"}
     as_yaml = yaml.safe_load(ok(run(home, "models", "list", "--output", "yaml")))
     assert [row["tag"] for row in as_yaml] == [str(other.tag), "iris:bbb", "iris:aaa"]
-    del old, new
 
 
 def test_table_never_cuts_a_tag_short(home: Path):

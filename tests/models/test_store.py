@@ -121,7 +121,8 @@ def test_uppercase_name_is_lowercased(home: Path, caplog):
 
 
 def test_delete_moves_latest_and_removes_empty_names(home: Path):
-    old, new = _save("m:v1"), _save("m:v2")
+    old = _save("m:v1")
+    _save("m:v2")
     models.delete("m")  # latest
     assert models.list("m") == [old]
     assert (home / "models" / "m" / "latest").read_text() == "v1"
@@ -130,7 +131,6 @@ def test_delete_moves_latest_and_removes_empty_names(home: Path):
     with pytest.raises(NotFound):
         models.delete("m:v1")
     assert not [p for p in (home / "tmp").iterdir() if p.name.startswith("bentolite-")]
-    del new
 
 
 def test_exception_inside_create_saves_nothing(home: Path):
