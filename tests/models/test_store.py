@@ -214,3 +214,12 @@ def test_delete_by_name_with_a_missing_latest_file_deletes_the_newest(home: Path
     models.delete("m")
     assert models.list("m") == [old]
     assert (home / "models" / "m" / "latest").read_text() == "zzz"
+
+
+def test_litter_of_a_killed_latest_writer_is_swept(home: Path):
+    _save("m:v1")
+    litter = home / "models" / "m" / ".latest-k1ll3d"
+    litter.write_text("v")
+    _save("m:v2")
+    assert not litter.exists()
+    assert (home / "models" / "m" / "latest").read_text() == "v2"
