@@ -129,20 +129,22 @@ class ModelStore:
         return Model.from_path(self.root / name / version)
 
     def _load_existing(self, name: str, versions: list[str]) -> list[Model]:
-        """Load ``versions``, skipping any that a concurrent delete removed meanwhile."""
+        """Load ``versions``, skipping any deleted meanwhile and (with a warning) broken ones."""
         found = []
         for version in versions:
             try:
                 found.append(self._load(name, version))
             except NotFound:
                 continue
+            except BentoMLException as e:  # one bad model.yaml must not hide the whole store
+                logger.warning("Skipping model %s:%s: %s", name, version, e)
         return found
 
     def _newest(self, name: str) -> str | None:
-        versions = self._versions(name)
-        if not versions:
+        loaded = self._load_existing(name, self._versions(name))
+        if not loaded:
             return None
-        return max(versions, key=lambda v: self._load(name, v).creation_time)
+        return Path(max(loaded, key=lambda m: m.creation_time).path).name  # the dir name
 
     def _write_latest(self, name: str, version: str | None) -> None:
         target = self.root / name / _LATEST

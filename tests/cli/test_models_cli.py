@@ -171,6 +171,9 @@ def test_broken_model_yaml_is_one_clear_line(home: Path):
     path.mkdir(parents=True)
     (path / "model.yaml").write_text("name: bad\nversion: [unclosed\n")
     assert_clean_error(run(home, "models", "get", "bad:v1"), "is not valid YAML")
+    listed = run(home, "models", "list", "-o", "json")
+    assert listed.returncode == 0 and json.loads(listed.stdout) == []
+    assert "Skipping model bad:v1" in listed.stderr
 
 
 @pytest.mark.parametrize("args", [["models", "--help"], ["--version"]])

@@ -223,3 +223,27 @@ def test_litter_of_a_killed_latest_writer_is_swept(home: Path):
     _save("m:v2")
     assert not litter.exists()
     assert (home / "models" / "m" / "latest").read_text() == "v2"
+
+
+def test_list_skips_a_broken_model_with_a_warning(home: Path, caplog):
+    good = _save("m:good")
+    broken = home / "models" / "m" / "bad"
+    broken.mkdir()
+    (broken / "model.yaml").write_text("name: m\nversion: [bad\n")
+    with caplog.at_level(logging.WARNING, logger="bentolite.models.store"):
+        assert models.list() == [good]
+        assert models.list("m") == [good]
+    assert "Skipping model m:bad" in caplog.text and "not valid YAML" in caplog.text
+    with pytest.raises(BentoMLException, match="not valid YAML"):
+        models.get("m:bad")
+
+
+def test_latest_and_delete_work_beside_a_broken_model(home: Path):
+    first, second = _save("m:v1"), _save("m:v2")
+    broken = home / "models" / "m" / "v0"
+    broken.mkdir()
+    (broken / "model.yaml").write_text("- not a mapping\n")
+    (home / "models" / "m" / "latest").unlink()
+    assert models.get("m") == second
+    models.delete("m:v2")
+    assert models.get("m") == first
