@@ -40,7 +40,7 @@ _POOL = web.AppKey("pool", ThreadPoolExecutor)
 
 def init_runners_locally(runner: Any) -> Any:
     """Development mode: run the runner's Runnable inside this process."""
-    return runner.init_local()
+    return runner.init_local(quiet=True)
 
 
 async def _maybe_await(value: Any) -> Any:

@@ -88,7 +88,8 @@ class Server:
         return self.request("POST", path, data, headers, **kw)
 
     def log(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> int:
