@@ -102,3 +102,14 @@ def sleep_sync(obj):
 @svc.api(input=JSON(), output=JSON())
 def fails(obj):
     raise RuntimeError("boom in user code")
+
+
+inference_count = bentolite.metrics.Counter(
+    "test_service_inference", "Inferences by the echo_json API", labelnames=["outcome"]
+)
+
+
+@svc.api(input=JSON(), output=JSON())
+def counted(obj):
+    inference_count.labels(outcome="ok").inc()
+    return obj

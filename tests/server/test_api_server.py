@@ -212,3 +212,10 @@ def test_access_log_lines_carry_request_id(server: Server) -> None:
     assert "bentoml.access" in line
     assert "(scheme=http,method=POST,path=/echo_text,type=text/plain,length=6)" in line
     assert "(status=200," in line
+
+
+def test_user_metrics_declared_at_import_are_exposed(server: Server) -> None:
+    for _ in range(3):
+        assert server.post("/counted", b"1").status == 200
+    lines = server.get("/metrics").body.decode().splitlines()
+    assert 'test_service_inference_total{outcome="ok"} 3.0' in lines
