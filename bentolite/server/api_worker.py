@@ -104,6 +104,11 @@ def main(argv: list[str] | None = None) -> None:
             raise
         logger.error("API worker failed: %s: %s", type(exc).__name__, getattr(exc, "message", exc) or exc)
         sys.exit(1)
+    finally:
+        if args.prometheus_dir:
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(os.getpid())  # drop this worker's live gauges
 
 
 if __name__ == "__main__":
