@@ -31,7 +31,7 @@ def serve(target: str, development: bool, production: bool, host: str | None, po
           working_dir: str) -> None:
     """Serve TARGET (module:attr, module, or file.py[:attr]) over HTTP."""
     from ..config import load_config
-    from ..server.api_worker import _run
+    from ..server.api_worker import run_server
     from ..server.app import build_app, serve_app
     from ..service.loader import load
 
@@ -54,7 +54,7 @@ def serve(target: str, development: bool, production: bool, host: str | None, po
     os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)  # one process: the default registry
     service = load(target, working_dir)
     app = build_app(service, config=config)
-    _run(serve_app(app, host=host, port=port, config=config))
+    run_server(serve_app(app, host=host, port=port, config=config))
 
 
 def register(cli: Any) -> None:

@@ -13,9 +13,13 @@ import logging
 import os
 import socket
 import sys
+import threading
+import time
 from typing import Any
 
-__all__ = ["main", "run_worker", "remote_runner_init"]
+from .app import API_THREAD_PREFIX
+
+__all__ = ["main", "run_worker", "run_server", "remote_runner_init"]
 
 logger = logging.getLogger("bentolite.server")
 
@@ -62,17 +66,31 @@ def run_worker(target: str, *, fd: int | None, host: str | None, port: int | Non
     runner_init = init_runners_locally if development else remote_runner_init(runner_map)
     app = build_app(service, config=config, runner_init=runner_init)
     sock = socket.socket(fileno=fd) if fd is not None else None
-    _run(serve_app(app, host=host, port=port, sock=sock, config=config))
+    run_server(serve_app(app, host=host, port=port, sock=sock, config=config))
 
 
-def _run(coro: Any) -> None:
+def run_server(coro: Any, *, grace_s: float = 2.0) -> None:
+    """Run a serving coroutine on uvloop; never let a stuck sync API call block the exit."""
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is in the lock file
         asyncio.run(coro)
-        return
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(coro)
+    else:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(coro)
+    # Threads cannot be cancelled: a sync API function still running (e.g. after a 504)
+    # would keep the interpreter alive at exit, so wait a little, then leave without it.
+    stuck = [t for t in threading.enumerate() if t.name.startswith(API_THREAD_PREFIX)]
+    deadline = time.monotonic() + grace_s
+    for thread in stuck:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    stuck = [t for t in stuck if t.is_alive()]
+    if stuck:
+        logger.warning("exiting with %d API call(s) still running in threads", len(stuck))
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def main(argv: list[str] | None = None) -> None:

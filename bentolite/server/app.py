@@ -25,7 +25,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..service.context import ResponseContext
     from ..service.service import InferenceAPI, Service
 
-__all__ = ["build_app", "serve_app", "init_runners_locally", "RunnerInit"]
+__all__ = ["API_THREAD_PREFIX", "build_app", "serve_app", "init_runners_locally", "RunnerInit"]
+
+#: name prefix of the threads that run sync API functions and hooks
+API_THREAD_PREFIX = "bentolite-api"
 
 logger = logging.getLogger("bentolite.server")
 
@@ -176,7 +179,7 @@ async def _start_runners(app: web.Application, runner_init: RunnerInit) -> None:
 def _make_lifecycle(runner_init: RunnerInit, pool_size: int) -> Callable[[web.Application], AsyncIterator[None]]:
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         service = app[_SERVICE]
-        pool = ThreadPoolExecutor(pool_size, thread_name_prefix="bentolite-api")
+        pool = ThreadPoolExecutor(pool_size, thread_name_prefix=API_THREAD_PREFIX)
         app[_POOL] = pool
         app[_STARTUP_FAILED] = asyncio.get_running_loop().create_future()
         await _run_hooks(service.startup_hooks, service, pool)

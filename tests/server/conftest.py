@@ -18,4 +18,4 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         srv.wait_ready()
         yield srv
     finally:
-        srv.stop()
+        assert srv.stop() == 0, srv.log()[-2000:]
