@@ -35,6 +35,9 @@ logger = logging.getLogger("bentolite.server")
 #: Prepares one runner in this process (local init or remote client); may be sync or async.
 RunnerInit = Callable[[Any], Any]
 
+#: async APIs decode bodies larger than this in the thread pool instead of on the loop
+_DECODE_IN_THREAD_BYTES = 256 * 1024
+
 _SERVICE = web.AppKey("service", object)
 _RUNNERS_PENDING = web.AppKey("runners_pending", set)
 _STARTUP_FAILED = web.AppKey("startup_failed", asyncio.Future)
@@ -126,7 +129,12 @@ def _make_handler(
         body = await request.read()
         response_ctx = context.begin_request(request.headers, request.query)
         if api.is_async:
-            value = _decode(api, body, request.headers)
+            if len(body) > _DECODE_IN_THREAD_BYTES:  # keep the event loop free for others
+                loop = asyncio.get_running_loop()
+                value = await loop.run_in_executor(
+                    request.app[_POOL], _decode, api, body, request.headers)
+            else:
+                value = _decode(api, body, request.headers)
             args, kwargs = _call_args(api, value, context)
             result = await api.func(*args, **kwargs)
             message = result if output.is_streaming(result) else output.encode(result)

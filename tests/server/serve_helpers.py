@@ -39,13 +39,13 @@ class Server:
     """A ``bentolite serve`` child process; ``stop()`` ends it by PID and returns its log."""
 
     def __init__(self, target: str, tmp_path: Path, config: dict[str, Any] | None = None,
-                 working_dir: Path = HERE) -> None:
+                 working_dir: Path = HERE, extra_args: list[str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = tmp_path / f"server-{self.port}.log"
         args = [sys.executable, "-c", "from bentolite.cli import main; main()", "serve", target,
                 "--development", "--host", "127.0.0.1", "--port", str(self.port),
-                "--working-dir", str(working_dir)]
+                "--working-dir", str(working_dir), *(extra_args or [])]
         if config is not None:
             config_path = tmp_path / f"config-{self.port}.yaml"
             config_path.write_text(json.dumps(config))

@@ -86,3 +86,31 @@ def test_unservable_targets_exit_with_a_clear_error(tmp_path: Path, target: str,
     finally:
         server.stop()
     assert message in server.log()
+
+
+def test_reload_restarts_on_source_change(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    source = (
+        "import bentolite\nfrom bentolite.io import Text\n"
+        "svc = bentolite.Service('reloading')\n\n"
+        "@svc.api(input=Text(), output=Text())\ndef greet(text):\n    return {!r} + text\n"
+    )
+    (project / "reload_svc.py").write_text(source.format("hello "))
+    server = Server("reload_svc:svc", tmp_path, working_dir=project, extra_args=["--reload"])
+    try:
+        server.wait_ready()
+        assert server.post("/greet", b"ann", "text/plain").body == b"hello ann"
+        (project / "reload_svc.py").write_text(source.format("bye "))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if server.post("/greet", b"ann", "text/plain", timeout_s=5).body == b"bye ann":
+                    break
+            except OSError:  # the old server is gone and the new one is not listening yet
+                pass
+            time.sleep(0.2)
+        else:
+            raise AssertionError(server.log())
+    finally:
+        assert server.stop() == 0
