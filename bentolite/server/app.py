@@ -274,8 +274,10 @@ def build_app(
             )
         return web.Response(text="\n")
 
-    async def metrics_handler(_: web.Request) -> web.Response:
-        body, content_type = exposition()
+    async def metrics_handler(request: web.Request) -> web.Response:
+        # Multiprocess mode reads every worker's files: keep that off the event loop.
+        loop = asyncio.get_running_loop()
+        body, content_type = await loop.run_in_executor(request.app[_POOL], exposition)
         return web.Response(body=body, headers={"Content-Type": content_type})
 
     app.router.add_get("/", index)
