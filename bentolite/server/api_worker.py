@@ -66,7 +66,8 @@ def run_worker(target: str, *, fd: int | None, host: str | None, port: int | Non
     runner_init = init_runners_locally if development else remote_runner_init(runner_map)
     app = build_app(service, config=config, runner_init=runner_init)
     sock = socket.socket(fileno=fd) if fd is not None else None
-    run_server(serve_app(app, host=host, port=port, sock=sock, config=config))
+    run_server(serve_app(app, host=host, port=port, sock=sock, config=config,
+                         listen_when_ready=not development))
 
 
 def run_server(coro: Any, *, grace_s: float = 2.0) -> None:

@@ -41,6 +41,7 @@ _DECODE_IN_THREAD_BYTES = 256 * 1024
 _SERVICE = web.AppKey("service", object)
 _RUNNERS_PENDING = web.AppKey("runners_pending", set)
 _STARTUP_FAILED = web.AppKey("startup_failed", asyncio.Future)
+_RUNNERS_STARTED = web.AppKey("runners_started", asyncio.Event)
 _POOL = web.AppKey("pool", ThreadPoolExecutor)
 
 
@@ -182,6 +183,7 @@ async def _start_runners(app: web.Application, runner_init: RunnerInit) -> None:
             return
         app[_RUNNERS_PENDING].discard(runner.name)
         logger.info("Runner %r is ready", runner.name)
+    app[_RUNNERS_STARTED].set()
 
 
 def _make_lifecycle(runner_init: RunnerInit, pool_size: int) -> Callable[[web.Application], AsyncIterator[None]]:
@@ -190,6 +192,7 @@ def _make_lifecycle(runner_init: RunnerInit, pool_size: int) -> Callable[[web.Ap
         pool = ThreadPoolExecutor(pool_size, thread_name_prefix=API_THREAD_PREFIX)
         app[_POOL] = pool
         app[_STARTUP_FAILED] = asyncio.get_running_loop().create_future()
+        app[_RUNNERS_STARTED] = asyncio.Event()
         await _run_hooks(service.startup_hooks, service, pool)
         # Runners load in the background so /livez and /readyz answer while models load.
         starting = asyncio.create_task(_start_runners(app, runner_init))
@@ -307,9 +310,12 @@ async def serve_app(
     sock: socket.socket | None = None,
     shutdown_timeout_s: float = 30.0,
     config: BentoliteConfig | None = None,
+    listen_when_ready: bool = False,
 ) -> None:
     """Serve ``app`` on ``host:port`` or an inherited ``sock`` until SIGINT/SIGTERM.
 
+    With ``listen_when_ready`` the socket is served only once every runner is ready (API
+    workers sharing a socket), else at once, with ``/readyz`` 503 while runners load.
     Raises the start-up error (e.g. a runner that failed to load) after a clean shut-down.
     """
     access_cfg = (config or get_config()).api_server.logging.access
@@ -326,21 +332,28 @@ async def serve_app(
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    failed = app[_STARTUP_FAILED]
+    stopping = asyncio.ensure_future(stop.wait())
     try:
-        site: web.BaseSite
-        if sock is not None:
-            site = web.SockSite(app_runner, sock)
-        else:
-            site = web.TCPSite(app_runner, host, port)
-        await site.start()
-        logger.info("Serving %r on %s (Press CTRL+C to quit)", app[_SERVICE].name, site.name)
-        failed = app[_STARTUP_FAILED]
-        stopping = asyncio.ensure_future(stop.wait())
-        await asyncio.wait({failed, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        stopping.cancel()
+        if listen_when_ready:
+            started = asyncio.ensure_future(app[_RUNNERS_STARTED].wait())
+            await asyncio.wait({failed, started, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            started.cancel()
+        if failed.done():
+            failed.result()
+        if not stopping.done():
+            site: web.BaseSite
+            if sock is not None:
+                site = web.SockSite(app_runner, sock)
+            else:
+                site = web.TCPSite(app_runner, host, port)
+            await site.start()
+            logger.info("Serving %r on %s (Press CTRL+C to quit)", app[_SERVICE].name, site.name)
+            await asyncio.wait({failed, stopping}, return_when=asyncio.FIRST_COMPLETED)
         if failed.done():
             failed.result()
     finally:
+        stopping.cancel()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
         await app_runner.cleanup()

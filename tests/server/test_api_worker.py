@@ -73,3 +73,58 @@ def test_workers_share_a_socket_and_aggregate_metrics(tmp_path: Path) -> None:
         assert total == sent  # the sum over both workers, whichever answered /metrics
     finally:
         assert workers.stop() == 0
+
+
+def test_worker_calls_runner_worker_processes_from_runner_map(tmp_path: Path) -> None:
+    """What the production supervisor does: runner workers first, then API workers."""
+    import asyncio
+    import json
+
+    process = __import__("pytest").importorskip("bentolite.runner.process")
+    sys.path.insert(0, str(HERE))
+    try:
+        from bentolite.service.loader import load
+
+        service = load("svc.py:svc", HERE)
+    finally:
+        sys.path.remove(str(HERE))
+    runner = service.runners[0]
+
+    async def scenario() -> None:
+        group = process.RunnerWorkerGroup(runner, "svc:svc", tmp_path / "run", working_dir=str(HERE),
+                                          worker_count=1)
+        async with group:
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            sock.listen(16)
+            port = sock.getsockname()[1]
+            log = (tmp_path / "api.log").open("wb")
+            api = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bentolite.server.api_worker", "--target", "svc.py:svc",
+                "--working-dir", str(HERE), "--fd", str(sock.fileno()),
+                "--runner-map", json.dumps({runner.name: group.addresses}),
+                pass_fds=[sock.fileno()], stdout=log, stderr=subprocess.STDOUT,
+                env={**os.environ, "BENTOLITE_HOME": str(tmp_path / "home")})
+            try:
+                from aiohttp import ClientSession
+
+                async with ClientSession() as session:
+                    for _ in range(600):
+                        assert api.returncode is None, (tmp_path / "api.log").read_text()
+                        try:
+                            async with session.get(f"http://127.0.0.1:{port}/readyz") as r:
+                                if r.status == 200:
+                                    break
+                        except OSError:
+                            pass
+                        await asyncio.sleep(0.05)
+                    for path in ("/runner_sync", "/runner_async"):
+                        async with session.post(f"http://127.0.0.1:{port}{path}", json=[1, 2]) as r:
+                            assert (r.status, await r.json()) == (200, [2, 3])
+            finally:
+                api.send_signal(signal.SIGTERM)
+                assert await asyncio.wait_for(api.wait(), 15) == 0
+                sock.close()
+                log.close()
+
+    asyncio.run(scenario())
