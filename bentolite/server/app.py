@@ -17,7 +17,7 @@ from aiohttp import web
 from ..config import BentoliteConfig, get_config
 from ..exceptions import BadInput, BentoMLException, ServiceUnavailable
 from ..io.base import HTTPMessage
-from .metrics import ApiServerMetrics, exposition
+from .metrics import ApiServerMetrics, exposition, instrument_runner
 from .middlewares import AccessLogger, make_observe_middleware, make_traffic_middleware
 from .openapi import openapi_spec
 
@@ -167,7 +167,8 @@ async def _run_hooks(hooks: list[Callable[..., Any]], service: Service, pool: Th
             await _maybe_await(await loop.run_in_executor(pool, hook, service.context))
 
 
-async def _start_runners(app: web.Application, runner_init: RunnerInit) -> None:
+async def _start_runners(app: web.Application, runner_init: RunnerInit,
+                         metrics_namespace: str | None) -> None:
     service = app[_SERVICE]
     loop = asyncio.get_running_loop()
     for runner in service.runners:
@@ -181,12 +182,16 @@ async def _start_runners(app: web.Application, runner_init: RunnerInit) -> None:
                                      f"{type(exc).__name__}: {exc}")
                 )
             return
+        if metrics_namespace is not None:
+            instrument_runner(runner, metrics_namespace)
         app[_RUNNERS_PENDING].discard(runner.name)
         logger.info("Runner %r is ready", runner.name)
     app[_RUNNERS_STARTED].set()
 
 
-def _make_lifecycle(runner_init: RunnerInit, pool_size: int) -> Callable[[web.Application], AsyncIterator[None]]:
+def _make_lifecycle(
+    runner_init: RunnerInit, pool_size: int, metrics_namespace: str | None
+) -> Callable[[web.Application], AsyncIterator[None]]:
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         service = app[_SERVICE]
         pool = ThreadPoolExecutor(pool_size, thread_name_prefix=API_THREAD_PREFIX)
@@ -195,7 +200,7 @@ def _make_lifecycle(runner_init: RunnerInit, pool_size: int) -> Callable[[web.Ap
         app[_RUNNERS_STARTED] = asyncio.Event()
         await _run_hooks(service.startup_hooks, service, pool)
         # Runners load in the background so /livez and /readyz answer while models load.
-        starting = asyncio.create_task(_start_runners(app, runner_init))
+        starting = asyncio.create_task(_start_runners(app, runner_init, metrics_namespace))
         try:
             yield
         finally:
@@ -247,7 +252,8 @@ def build_app(
     app[_SERVICE] = service
     app[_RUNNERS_PENDING] = {runner.name for runner in service.runners}
     pool_size = max(8, min(api_cfg.traffic.max_concurrency or 64, 256))
-    app.cleanup_ctx.append(_make_lifecycle(runner_init, pool_size))
+    metrics_namespace = api_cfg.metrics.namespace if api_cfg.metrics.enabled else None
+    app.cleanup_ctx.append(_make_lifecycle(runner_init, pool_size, metrics_namespace))
 
     spec = openapi_spec(service)
     index_html = _swagger_index()

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
-__all__ = ["ApiServerMetrics", "exposition", "observe_runner_call", "MULTIPROC_ENV"]
+__all__ = ["ApiServerMetrics", "exposition", "instrument_runner", "MULTIPROC_ENV"]
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -65,15 +66,54 @@ def _get_or_create(cls: Any, name: str, doc: str, labels: list[str], **kw: Any) 
     return _created[name]
 
 
-def observe_runner_call(runner_name: str, method_name: str, duration_s: float, ok: bool) -> None:
-    """Record one runner call made from this API worker (latency per runner method)."""
+class _TimedRunnerHandle:
+    """Wraps a runner handle to time each call from this API worker (any handle kind)."""
+
+    __slots__ = ("_inner", "_runner_name", "_histogram")
+
+    def __init__(self, inner: Any, runner_name: str, histogram: Any) -> None:
+        self._inner = inner
+        self._runner_name = runner_name
+        self._histogram = histogram
+
+    def _observe(self, method: Any, start: float, status: str) -> None:
+        self._histogram.labels(runner_name=self._runner_name, method_name=method.name,
+                               status=status).observe(time.perf_counter() - start)
+
+    def run_method(self, method: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        start, status = time.perf_counter(), "error"
+        try:
+            result = self._inner.run_method(method, args, kwargs)
+            status = "ok"
+            return result
+        finally:
+            self._observe(method, start, status)
+
+    async def async_run_method(self, method: Any, args: tuple[Any, ...],
+                               kwargs: dict[str, Any]) -> Any:
+        start, status = time.perf_counter(), "error"
+        try:
+            result = await self._inner.async_run_method(method, args, kwargs)
+            status = "ok"
+            return result
+        finally:
+            self._observe(method, start, status)
+
+    def __getattr__(self, name: str) -> Any:  # is_ready, close, ...
+        return getattr(self._inner, name)
+
+
+def instrument_runner(runner: Any, namespace: str) -> None:
+    """Time every call this process makes to ``runner`` (``<ns>_runner_call_duration_seconds``)."""
+    handle = getattr(runner, "_runner_handle", None)
+    if handle is None or isinstance(handle, _TimedRunnerHandle):
+        return
     histogram = _get_or_create(
-        _histogram_cls(), "bentoml_api_server_runner_call_duration_seconds",
-        "Latency of runner calls made by the API server",
+        _histogram_cls(), f"{namespace}_runner_call_duration_seconds",
+        "Latency of runner calls made by the API server, per runner method and outcome",
         ["runner_name", "method_name", "status"],
     )
-    histogram.labels(runner_name=runner_name, method_name=method_name,
-                     status="ok" if ok else "error").observe(duration_s)
+    runner._runner_handle = _TimedRunnerHandle(handle, runner.name, histogram)
 
 
 def _histogram_cls() -> Any:

@@ -219,3 +219,14 @@ def test_user_metrics_declared_at_import_are_exposed(server: Server) -> None:
         assert server.post("/counted", b"1").status == 200
     lines = server.get("/metrics").body.decode().splitlines()
     assert 'test_service_inference_total{outcome="ok"} 3.0' in lines
+
+
+def test_runner_call_latency_is_measured(server: Server) -> None:
+    assert server.post("/runner_sync", b"[1]").status == 200
+    assert server.post("/runner_async", b"[1]").status == 200
+    lines = server.get("/metrics").body.decode().splitlines()
+    counts = [line for line in lines if line.startswith(
+        "bentoml_api_server_runner_call_duration_seconds_count{")
+        and 'runner_name="add_one"' in line and 'method_name="add"' in line
+        and 'status="ok"' in line]
+    assert len(counts) == 1 and float(counts[0].rsplit(" ", 1)[1]) >= 2
