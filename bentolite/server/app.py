@@ -18,7 +18,9 @@ from ..config import BentoliteConfig, get_config
 from ..exceptions import BadInput, BentoMLException, ServiceUnavailable
 from ..io.base import HTTPMessage
 from .metrics import ApiServerMetrics, exposition, instrument_runner
-from .middlewares import AccessLogger, make_observe_middleware, make_traffic_middleware
+from .middlewares import (
+    STREAM_KEY, AccessLogger, make_observe_middleware, make_traffic_middleware,
+)
 from .openapi import openapi_spec
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -146,6 +148,7 @@ def _make_handler(
         if not isinstance(message, HTTPMessage):  # a stream: send chunks as they come
             stream = web.StreamResponse(headers=output.stream_headers())
             _apply_context(stream, response_ctx)
+            request[STREAM_KEY] = stream  # errors from here on cannot change the status
             await stream.prepare(request)
             async for chunk in output.encode_stream(message):
                 await stream.write(chunk)

@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "REQUEST_ID_HEADER",
+    "STREAM_KEY",
     "AccessLogger",
     "error_response",
     "make_observe_middleware",
@@ -33,6 +34,8 @@ __all__ = [
 ]
 
 REQUEST_ID_HEADER = "X-BentoML-Request-ID"
+#: request key of a streaming response whose headers may already be sent
+STREAM_KEY = "bentolite_stream"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 logger = logging.getLogger("bentolite.server")
@@ -148,7 +151,14 @@ def make_observe_middleware(
             try:
                 response = await handler(request)
             except Exception as exc:  # noqa: BLE001 - every error becomes a JSON response
-                response = error_response(request, exc, max_request_size_mb=max_request_size_mb)
+                streaming = request.get(STREAM_KEY)
+                if streaming is None or not streaming.prepared:
+                    response = error_response(request, exc, max_request_size_mb=max_request_size_mb)
+                else:  # headers already sent: cut the stream so the client sees it broken
+                    logger.error("Streaming response on %s broken", request.path, exc_info=exc)
+                    if request.transport is not None:
+                        request.transport.close()
+                    response = streaming
             status = response.status
         finally:
             if metrics is not None and endpoint is not None:

@@ -113,3 +113,15 @@ inference_count = bentolite.metrics.Counter(
 def counted(obj):
     inference_count.labels(outcome="ok").inc()
     return obj
+
+
+@svc.api(input=JSON(), output=Text())
+async def stream_words(obj):
+    async def words():
+        for word in obj["words"]:
+            yield word + " "
+            await asyncio.sleep(0)
+        if obj.get("fail"):
+            raise RuntimeError("stream failed midway")
+
+    return words()

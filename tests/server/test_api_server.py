@@ -1,6 +1,7 @@
 """The API server over real HTTP: descriptors, errors, probes, docs, metrics and limits."""
 from __future__ import annotations
 
+import http.client
 import io
 import json
 import threading
@@ -230,3 +231,13 @@ def test_runner_call_latency_is_measured(server: Server) -> None:
         and 'runner_name="add_one"' in line and 'method_name="add"' in line
         and 'status="ok"' in line]
     assert len(counts) == 1 and float(counts[0].rsplit(" ", 1)[1]) >= 2
+
+
+def test_streaming_text(server: Server) -> None:
+    reply = server.post("/stream_words", b'{"words": ["a", "b", "c"]}')
+    assert reply.status == 200
+    assert reply.body == b"a b c "
+    assert reply.headers.get("Transfer-Encoding") == "chunked"
+    with pytest.raises((OSError, http.client.HTTPException)):  # headers were sent: the broken stream is cut, not "200 OK"
+        server.post("/stream_words", b'{"words": ["a"], "fail": true}')
+    assert "Streaming response on /stream_words broken" in server.log()
