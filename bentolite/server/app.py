@@ -234,6 +234,7 @@ def build_app(
     """The aiohttp app serving ``service``; ``runner_init`` prepares each runner at start-up."""
     import swagger_ui_bundle
 
+    service.check_runners_listed()
     config = config or get_config()
     api_cfg = config.api_server
     api_routes = frozenset(api.route for api in service.apis.values())

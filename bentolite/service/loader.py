@@ -84,6 +84,6 @@ def import_service(target: str, working_dir: str | os.PathLike[str] | None = Non
 def load(target: str, working_dir: str | os.PathLike[str] | None = None) -> Service:
     """Load a Service from ``module[:attr]`` or ``path/to/file.py[:attr]`` (v1 ``bentoml.load``)."""
     service = import_service(target, working_dir)
-    service.import_string = target  # type: ignore[attr-defined]
-    service.working_dir = str(Path(working_dir or ".").resolve())  # type: ignore[attr-defined]
+    service.import_string = target
+    service.working_dir = str(Path(working_dir or ".").resolve())
     return service

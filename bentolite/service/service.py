@@ -205,6 +205,9 @@ class Service:
         self.doc = ""
         self.tag = None
         self.version: str | None = None
+        #: set by ``bentolite.load``: how to import this service again, and from where
+        self.import_string: str | None = None
+        self.working_dir: str | None = None
 
     def __repr__(self) -> str:
         return f'bentolite.Service(name="{self.name}", runners=[{",".join(r.name for r in self.runners)}])'
@@ -234,6 +237,12 @@ class Service:
             return func
 
         return decorator
+
+    def check_runners_listed(self) -> None:
+        """Raise if an API refers to a Runner not in ``runners=`` (run again at serve time,
+        when names defined after the API functions exist too)."""
+        for api in self.apis.values():
+            self._check_runners_listed(api)
 
     def _check_runners_listed(self, api: InferenceAPI) -> None:
         listed = {id(r) for r in self.runners}

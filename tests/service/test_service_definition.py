@@ -163,3 +163,22 @@ def test_context_outside_a_request_is_usable() -> None:
     assert ctx.response.status_code == 200
     assert ctx.response.cookies[0].httponly
     assert dict(ctx.request.headers) == {}
+
+
+def test_runner_defined_after_the_api_is_caught_at_serve_time() -> None:
+    from bentolite.server.app import build_app
+
+    namespace: dict[str, object] = {}
+    exec(
+        "import bentolite\nfrom bentolite.io import JSON\n"
+        "svc = bentolite.Service('late')\n"
+        "@svc.api(input=JSON(), output=JSON())\n"
+        "def predict(obj):\n    return late_runner.echo.run(obj)\n",
+        namespace,
+    )
+    namespace["late_runner"] = bentolite.Runner(Echo, name="late_runner")
+    svc = namespace["svc"]
+    with pytest.raises(BentoMLException, match="calls runner 'late_runner'"):
+        svc.check_runners_listed()
+    with pytest.raises(BentoMLException, match="calls runner 'late_runner'"):
+        build_app(svc)
