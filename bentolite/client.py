@@ -143,6 +143,24 @@ class Client:
         caller.__name__ = f"async_{name}"
         return caller
 
+    @staticmethod
+    def wait_until_server_ready(host: str, port: int, timeout: float = 30.0) -> None:
+        """Poll ``http://host:port/readyz`` until it answers 200; raise TimeoutError after ``timeout`` s."""
+        import time
+
+        url = f"http://{host}:{port}/readyz"
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=min(5.0, timeout)) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"{url} was not ready within {timeout:g} s")
+            time.sleep(0.1)
+
     def health(self) -> bool:
         """Whether ``/readyz`` answers 200."""
         try:

@@ -21,6 +21,7 @@ def test_client_round_trips(server: Server) -> None:
     assert client.form(name="ann", values={"k": 1}) == {"name": "ann", "values": {"k": 1}}
     assert client.runner_sync([1, 2]) == [2, 3]
     assert client.health()
+    Client.wait_until_server_ready("127.0.0.1", server.port, timeout=5)
 
 
 def test_async_client(server: Server) -> None:
@@ -41,3 +42,10 @@ def test_client_errors(server: Server) -> None:
         client.call("nope", 1)
     with pytest.raises(BentoMLException, match="float32"):
         client.double(np.array(["a"]))  # the descriptor rebuilt from /docs.json enforces float32
+
+
+def test_wait_until_server_ready_times_out_on_a_closed_port() -> None:
+    from serve_helpers import free_port
+
+    with pytest.raises(TimeoutError, match="not ready within 0.3 s"):
+        Client.wait_until_server_ready("127.0.0.1", free_port(), timeout=0.3)
