@@ -8,8 +8,8 @@ import inspect
 import logging
 import signal
 import socket
-from email.utils import formatdate
 from concurrent.futures import ThreadPoolExecutor
+from email.utils import formatdate
 from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
@@ -161,13 +161,20 @@ def _make_handler(
     return handle
 
 
-async def _run_hooks(hooks: list[Callable[..., Any]], service: Service, pool: ThreadPoolExecutor) -> None:
+async def _run_hooks(hooks: list[Callable[..., Any]], service: Service, pool: ThreadPoolExecutor,
+                     when: str) -> None:
     loop = asyncio.get_running_loop()
     for hook in hooks:
-        if inspect.iscoroutinefunction(hook):
-            await hook(service.context)
-        else:
-            await _maybe_await(await loop.run_in_executor(pool, hook, service.context))
+        try:
+            if inspect.iscoroutinefunction(hook):
+                await hook(service.context)
+            else:
+                await _maybe_await(await loop.run_in_executor(pool, hook, service.context))
+        except Exception as exc:
+            name = getattr(hook, "__qualname__", repr(hook))
+            logger.error("%s hook %s failed", when, name, exc_info=exc)
+            raise BentoMLException(
+                f"{when} hook {name!r} failed: {type(exc).__name__}: {exc}") from exc
 
 
 async def _start_runners(app: web.Application, runner_init: RunnerInit,
@@ -201,7 +208,11 @@ def _make_lifecycle(
         app[_POOL] = pool
         app[_STARTUP_FAILED] = asyncio.get_running_loop().create_future()
         app[_RUNNERS_STARTED] = asyncio.Event()
-        await _run_hooks(service.startup_hooks, service, pool)
+        try:
+            await _run_hooks(service.startup_hooks, service, pool, "on_startup")
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
         # Runners load in the background so /livez and /readyz answer while models load.
         starting = asyncio.create_task(_start_runners(app, runner_init, metrics_namespace))
         try:
@@ -210,7 +221,7 @@ def _make_lifecycle(
             starting.cancel()
             await asyncio.gather(starting, return_exceptions=True)
             try:
-                await _run_hooks(service.shutdown_hooks, service, pool)
+                await _run_hooks(service.shutdown_hooks, service, pool, "on_shutdown")
             finally:
                 for runner in service.runners:
                     destroy = getattr(runner, "destroy", None)

@@ -114,3 +114,20 @@ def test_reload_restarts_on_source_change(tmp_path: Path) -> None:
             raise AssertionError(server.log())
     finally:
         assert server.stop() == 0
+
+
+def test_failing_startup_hook_stops_the_server(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "hook_svc.py").write_text(
+        "import bentolite\nfrom bentolite.io import Text\n"
+        "svc = bentolite.Service('hooked')\n\n"
+        "@svc.on_startup\nasync def connect(ctx):\n    raise ConnectionError('database is down')\n\n"
+        "@svc.api(input=Text(), output=Text())\ndef echo(text):\n    return text\n"
+    )
+    server = Server("hook_svc:svc", tmp_path, working_dir=project)
+    try:
+        assert server.process.wait(timeout=60) != 0
+    finally:
+        server.stop()
+    assert "on_startup hook 'connect' failed: ConnectionError: database is down" in server.log()
