@@ -35,7 +35,7 @@ __all__ = [
 
 REQUEST_ID_HEADER = "X-BentoML-Request-ID"
 #: request key of a streaming response whose headers may already be sent
-STREAM_KEY = "bentolite_stream"
+STREAM_KEY = web.RequestKey("bentolite_stream", web.StreamResponse)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 logger = logging.getLogger("bentolite.server")
@@ -69,8 +69,9 @@ def error_response(request: web.Request, exc: BaseException, *, max_request_size
         text = exc.text or exc.reason
         if text and text.startswith(f"{exc.status}: "):
             text = text[len(f"{exc.status}: "):]
+        allow = exc.headers.get("Allow")
         return _json_error(exc.status, {"error": text, "type": type(exc).__name__[4:] or "HTTPError"},
-                           dict(exc.headers) if exc.status == 405 else None)
+                           {"Allow": allow} if allow else None)
     # A server-side fault: log with the traceback, answer with the type and message.
     logger.error("Exception on %s [%s]", request.path, request.method, exc_info=exc)
     name = type(exc).__name__
@@ -135,7 +136,6 @@ def make_observe_middleware(
     @web.middleware
     async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         request_id = str(secrets.randbits(63))
-        request["request_id"] = request_id
         cors_headers = _cors_headers(request, cors) if cors.enabled else {}
         if (cors.enabled and request.method == "OPTIONS"
                 and "Access-Control-Request-Method" in request.headers):

@@ -39,6 +39,9 @@ def test_probes_and_request_id(server: Server) -> None:
         ids.add(reply.headers["X-BentoML-Request-ID"])
     assert len(ids) == 4
     assert server.get("/nope").json()["type"] == "NotFound"
+    wrong_method = server.get("/echo_text")
+    assert (wrong_method.status, wrong_method.json()["type"]) == (405, "MethodNotAllowed")
+    assert wrong_method.headers["Allow"] == "POST"
 
 
 GOOD = [

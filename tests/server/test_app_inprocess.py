@@ -83,3 +83,30 @@ def test_request_paths_do_not_block_the_loop() -> None:
         "squares": [1, 4, 9], "squares_sync": [16], "shape": "(400, 100)",
         "bad": (400, "BadInput"), "/readyz": 200, "/metrics": 200, "/docs.json": 200, "/": 200,
     }
+
+
+def test_debug_mode_adds_the_traceback(monkeypatch) -> None:
+    svc = bentolite.Service("debugging")
+
+    @svc.api(input=Text(), output=Text())
+    def explode(text):
+        raise KeyError(text)
+
+    async def call() -> dict[str, object]:
+        app_runner = web.AppRunner(build_app(svc, config=build_config({})))
+        await app_runner.setup()
+        site = web.TCPSite(app_runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # noqa: SLF001
+        try:
+            async with ClientSession() as session:
+                async with session.post(f"http://127.0.0.1:{port}/explode", data="k") as r:
+                    return await r.json()
+        finally:
+            await app_runner.cleanup()
+
+    assert "traceback" not in asyncio.run(call())
+    monkeypatch.setenv("BENTOLITE_DEBUG", "1")
+    body = asyncio.run(call())
+    assert body["error"] == "KeyError: 'k'"
+    assert "raise KeyError(text)" in body["traceback"]
