@@ -70,6 +70,7 @@ BAD = [
     ("/series", b"{not json", "application/json"),
     ("/image", b"definitely not an image", "image/png"),
     ("/form", b'{"name": "x"}', "application/json"),
+    ("/file", b"no parts here", "multipart/form-data; boundary=xyz"),
 ]
 
 
