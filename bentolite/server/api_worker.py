@@ -27,24 +27,24 @@ logger = logging.getLogger("bentolite.server")
 def remote_runner_init(runner_map: dict[str, Any], ready_timeout_s: float = 60.0) -> Any:
     """A ``RunnerInit`` connecting each runner to the worker sockets named in ``runner_map``."""
 
-    async def init(runner: Any) -> None:
-        if runner.name not in runner_map:
-            # Not started by the supervisor (e.g. embedded): run it in this worker.
-            await _maybe(runner.init_local())
-            return
-        await _maybe(runner.init_client(runner_map[runner.name]))
-        waited_s = 0.0
-        while not await _maybe(runner.runner_handle_is_ready(1.0)):
-            waited_s += 1.0
-            if waited_s >= ready_timeout_s:
-                raise TimeoutError(f"runner {runner.name!r} not ready after {ready_timeout_s:g}s")
+    async def connect(runner: Any) -> None:
+        addresses = runner_map[runner.name]
+        await _maybe(runner.init_client([addresses] if isinstance(addresses, str) else addresses))
+        deadline = time.monotonic() + ready_timeout_s
+        while not await runner.runner_handle_is_ready(1.0):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"runner {runner.name!r} not ready after {ready_timeout_s:g} s")
             await asyncio.sleep(0.2)
 
-    def run_in_thread(runner: Any) -> Any:
-        # RunnerInit runs in a thread pool; hand back a coroutine for the event loop to await.
-        return init(runner)
+    def init(runner: Any) -> Any:
+        # Called in the API thread pool. The remote handle must be created on the event
+        # loop (it binds to it), so hand back a coroutine for the loop to await.
+        if runner.name not in runner_map:  # not started by the supervisor: run it here
+            runner.init_local(quiet=True)
+            return None
+        return connect(runner)
 
-    return run_in_thread
+    return init
 
 
 async def _maybe(value: Any) -> Any:

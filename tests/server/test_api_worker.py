@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from serve_helpers import HERE, Server
@@ -57,6 +58,10 @@ def test_workers_share_a_socket_and_aggregate_metrics(tmp_path: Path) -> None:
     workers = _Workers(tmp_path, count=2)
     try:
         workers.wait_ready()
+        deadline = time.monotonic() + 60
+        while not all(f"[api:{i}] bentolite.server: Serving" in workers.log() for i in (0, 1)):
+            assert time.monotonic() < deadline, workers.log()
+            time.sleep(0.1)
         sent = 0
         # Keep sending (bounded) until both workers have answered some, as the log shows.
         while sent < 12 or not all(f"[api:{i}] bentoml.access" in workers.log() for i in (0, 1)):
