@@ -11,7 +11,7 @@ from serve_helpers import Server
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The test service, with small traffic limits so the limit tests run fast."""
     tmp_path = tmp_path_factory.mktemp("server")
-    config = {"api_server": {"traffic": {"timeout": 3, "max_concurrency": 4},
+    config = {"api_server": {"traffic": {"timeout": 4, "max_concurrency": 4},
                              "http": {"max_request_size_mb": 1}}}
     srv = Server("svc.py:svc", tmp_path, config)
     try:

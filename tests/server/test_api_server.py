@@ -144,7 +144,7 @@ def test_timeout_is_504(server: Server, path: str) -> None:
     assert reply.status == 504
     error = reply.json()
     assert error["type"] == "GatewayTimeout"
-    assert "3 seconds" in error["error"] and "api_server.traffic.timeout" in error["error"]
+    assert "4 seconds" in error["error"] and "api_server.traffic.timeout" in error["error"]
 
 
 def _in_progress(server: Server, endpoint: str) -> float:
@@ -155,9 +155,10 @@ def _in_progress(server: Server, endpoint: str) -> float:
 
 
 def test_max_concurrency_is_503_with_retry_after(server: Server) -> None:
+    # The sleepers hold all 4 slots until the 4 s request timeout ends them.
     replies: list[int] = []
     sleepers = [threading.Thread(target=lambda: replies.append(
-        server.post("/sleep_async", b'{"seconds": 2.5}').status)) for _ in range(4)]
+        server.post("/sleep_async", b'{"seconds": 30}').status)) for _ in range(4)]
     for t in sleepers:
         t.start()
     try:
@@ -172,6 +173,7 @@ def test_max_concurrency_is_503_with_retry_after(server: Server) -> None:
     finally:
         for t in sleepers:
             t.join(30)
+    assert replies == [504] * 4
     assert server.post("/echo_json", b"{}").status == 200
 
 
