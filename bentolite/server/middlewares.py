@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import secrets
 import time
 import traceback
@@ -95,8 +96,6 @@ def _cors_headers(request: web.Request, cors: CorsConfig) -> dict[str, str]:
     if not origin:
         return {}
     allowed = _as_list(cors.access_control_allow_origins)
-    import re
-
     if not ("*" in allowed or origin in allowed or (
         cors.access_control_allow_origin_regex
         and re.fullmatch(cors.access_control_allow_origin_regex, origin)
@@ -113,6 +112,12 @@ def _cors_headers(request: web.Request, cors: CorsConfig) -> dict[str, str]:
 
 
 def _preflight(request: web.Request, cors: CorsConfig, cors_headers: dict[str, str]) -> web.Response:
+    if not cors_headers:
+        return _json_error(400, {
+            "error": f"origin {request.headers.get('Origin')!r} is not allowed by "
+                     "api_server.http.cors.access_control_allow_origins",
+            "type": "CORSError",
+        })
     headers = dict(cors_headers)
     methods = _as_list(cors.access_control_allow_methods) or ["GET", "POST"]
     headers["Access-Control-Allow-Methods"] = ", ".join(methods)
@@ -124,7 +129,7 @@ def _preflight(request: web.Request, cors: CorsConfig, cors_headers: dict[str, s
         headers["Access-Control-Allow-Headers"] = ", ".join(allow_headers)
     if cors.access_control_max_age is not None:
         headers["Access-Control-Max-Age"] = str(cors.access_control_max_age)
-    return web.Response(status=200 if cors_headers else 400, headers=headers)
+    return web.Response(status=200, headers=headers)
 
 
 def make_observe_middleware(

@@ -57,6 +57,9 @@ def test_readyz_waits_for_runners_then_serves(gate: Path, tmp_path: Path) -> Non
         assert simple.headers["Access-Control-Allow-Origin"] == "http://ui.example"
         other = server.post("/predict", b"1", headers={"Origin": "http://evil.example"})
         assert "Access-Control-Allow-Origin" not in other.headers
+        refused = server.request("OPTIONS", "/predict", headers={
+            "Origin": "http://evil.example", "Access-Control-Request-Method": "POST"})
+        assert refused.status == 400 and refused.json()["type"] == "CORSError"
     finally:
         assert server.stop() == 0
     assert (gate / "shutdown-ran").read_text() == "yes"
