@@ -22,6 +22,10 @@ RESERVED_NAMES = frozenset(
      "static_content"}
 )
 _CTX_PARAM_NAMES = ("ctx", "context")
+_NO_ASGI = (
+    "Service.{} is not supported by bentolite (its server is aiohttp, not ASGI); serve the "
+    "other app separately, or use api_server.http.cors.* for CORS"
+)
 
 
 def _is_io_descriptor(obj: Any) -> bool:
@@ -267,6 +271,18 @@ class Service:
         """Run ``func()`` once in the serving parent process before workers start."""
         self.deployment_hooks.append(func)
         return func
+
+    def mount_asgi_app(self, app: Any, path: str = "/", name: str | None = None) -> None:
+        """Not supported: bentolite serves with aiohttp, not an ASGI stack."""
+        raise BentoMLException(_NO_ASGI.format("mount_asgi_app"))
+
+    def mount_wsgi_app(self, app: Any, path: str = "/", name: str | None = None) -> None:
+        """Not supported: bentolite serves with aiohttp, not an ASGI stack."""
+        raise BentoMLException(_NO_ASGI.format("mount_wsgi_app"))
+
+    def add_asgi_middleware(self, middleware_cls: Any, **options: Any) -> None:
+        """Not supported: bentolite serves with aiohttp, not an ASGI stack."""
+        raise BentoMLException(_NO_ASGI.format("add_asgi_middleware"))
 
     @property
     def openapi_spec(self) -> dict[str, Any]:
