@@ -17,7 +17,10 @@ _ERROR_SCHEMA = {
     },
     "required": ["error", "type"],
 }
-_ERRORS = {"400": "InvalidArgument", "404": "NotFound", "500": "InternalServerError"}
+_ERRORS = {
+    "400": "InvalidArgument", "404": "NotFound", "413": "PayloadTooLarge",
+    "500": "InternalServerError", "503": "ServiceUnavailable", "504": "GatewayTimeout",
+}
 
 #: path -> (summary, description)
 INFRA_PATHS = {
