@@ -16,6 +16,17 @@ __all__ = ["NumpyNdarray"]
 logger = logging.getLogger(__name__)
 
 
+def _cast(arr: np.ndarray[Any, Any], dtype: Any, field: str) -> np.ndarray[Any, Any]:
+    """Cast within the same kind, refusing values the target dtype cannot hold."""
+    import numpy as np
+
+    try:
+        with np.errstate(over="raise", invalid="raise"):
+            return arr.astype(dtype, casting="same_kind")
+    except FloatingPointError:
+        raise BadInput(f"NumpyNdarray: a value is out of range for dtype {dtype}", field=field) from None
+
+
 def _shape_matches(expected: tuple[int, ...], received: tuple[int, ...]) -> bool:
     if len(expected) != len(received):
         return False
@@ -86,7 +97,7 @@ class NumpyNdarray(IODescriptor["np.ndarray[Any, Any]"]):
 
         if self._dtype is not None and arr.dtype != self._dtype:
             if np.can_cast(arr.dtype, self._dtype, casting="same_kind"):
-                arr = arr.astype(self._dtype, casting="same_kind")
+                arr = _cast(arr, self._dtype, field)
             else:
                 message = (
                     f'NumpyNdarray: Expecting ndarray of dtype "{self._dtype}", '
@@ -123,7 +134,10 @@ class NumpyNdarray(IODescriptor["np.ndarray[Any, Any]"]):
         # Enforced: parse as sent so validate_array can refuse lossy casts (1.5 -> int).
         # Not enforced: convert straight to dtype, as v1 did.
         try:
-            arr = np.array(obj, dtype=None if self._enforce_dtype else self._dtype)
+            with np.errstate(over="raise", invalid="raise"):
+                arr = np.array(obj, dtype=None if self._enforce_dtype else self._dtype)
+        except FloatingPointError:
+            raise BadInput(f"NumpyNdarray: a value is out of range for dtype {self._dtype}", field=field) from None
         except (ValueError, TypeError, OverflowError):
             try:
                 arr = np.array(obj)

@@ -75,3 +75,17 @@ def test_schema_spec_and_sample():
     }
     assert from_spec(descriptor.to_spec()).to_spec() == descriptor.to_spec()
     assert NumpyNdarray(dtype="int8").openapi_schema()["items"] == {"type": "integer"}
+
+
+def test_value_out_of_range_for_dtype_is_bad_input():
+    from bentolite.exceptions import BadInput
+    from bentolite.io import NumpyNdarray
+    from bentolite.io.base import HTTPMessage
+
+    for desc in (NumpyNdarray(dtype="float32"), NumpyNdarray(dtype="float32", enforce_dtype=True)):
+        try:
+            desc.decode(HTTPMessage(b"[1.0, 10e38]", {"content-type": "application/json"}))
+        except BadInput as e:
+            assert "out of range" in e.message and "float32" in e.message
+        else:
+            raise AssertionError("expected BadInput")
