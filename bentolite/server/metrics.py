@@ -38,21 +38,30 @@ class ApiServerMetrics:
         )
         self.request_duration = _get_or_create(
             Histogram, f"{namespace}_request_duration_seconds",
-            "API HTTP request duration in seconds", names, buckets=list(buckets) + [float("inf")],
+            "API HTTP request duration in seconds", names, buckets=list(buckets),
         )
         self.in_progress = _get_or_create(
             Gauge, f"{namespace}_request_in_progress", "Total number of HTTP requests in progress",
             names[:3], multiprocess_mode="livesum",
         )
+        self._gauges: dict[str, Any] = {}
+        self._finished: dict[tuple[str, int], tuple[Any, Any]] = {}
 
     def start(self, endpoint: str) -> None:
-        self.in_progress.labels(endpoint=endpoint, **self._labels).inc()
+        gauge = self._gauges.get(endpoint)
+        if gauge is None:
+            gauge = self._gauges[endpoint] = self.in_progress.labels(endpoint=endpoint, **self._labels)
+        gauge.inc()
 
     def finish(self, endpoint: str, status: int, duration_s: float) -> None:
-        self.in_progress.labels(endpoint=endpoint, **self._labels).dec()
-        labels = {"endpoint": endpoint, "http_response_code": str(status), **self._labels}
-        self.request_total.labels(**labels).inc()
-        self.request_duration.labels(**labels).observe(duration_s)
+        self._gauges[endpoint].dec()
+        children = self._finished.get((endpoint, status))
+        if children is None:  # label lookups cost more than the update: cache the children
+            labels = {"endpoint": endpoint, "http_response_code": str(status), **self._labels}
+            children = self._finished[(endpoint, status)] = (
+                self.request_total.labels(**labels), self.request_duration.labels(**labels))
+        children[0].inc()
+        children[1].observe(duration_s)
 
 
 _created: dict[str, Any] = {}
