@@ -130,9 +130,9 @@ def save_model(
     ``lang_list`` and ``recog_network`` are what the Reader was created with; ``lang_list``
     may be left out for an English-only reader.
     """
+    easyocr = _easyocr()
     from easyocr.config import detection_models
 
-    easyocr = _easyocr()
     if not isinstance(reader, easyocr.Reader):
         raise TypeError(f"Given model ({reader!r}) is not an easyocr.Reader.")
     has_detector = hasattr(reader, "detector")

@@ -46,17 +46,11 @@ def get(tag_like: TagLike) -> Model:
 def load_model(bento_model: TagLike | Model, device_id: str = "cpu") -> Any:
     """Load the saved module onto ``device_id`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``...)."""
     torch = _torch()
-    import cloudpickle
-
     model = get_model(bento_model, MODULE_NAME)
     warn_on_version_change(model, _versions())
+    # cloudpickle writes standard pickles, so torch's default unpickler reads them back.
     # torch>=2.6 defaults to weights_only=True, which cannot restore a whole module.
-    return torch.load(
-        model.path_of(MODEL_FILENAME),
-        map_location=device_id,
-        pickle_module=cloudpickle,
-        weights_only=False,
-    )
+    return torch.load(model.path_of(MODEL_FILENAME), map_location=device_id, weights_only=False)
 
 
 def save_model(

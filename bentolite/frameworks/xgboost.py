@@ -49,7 +49,8 @@ def _xgb() -> ModuleType:
 
 
 def _versions() -> dict[str, str]:
-    return {"xgboost": package_version("xgboost")}
+    # The library ships as "xgboost" or "xgboost-cpu"; the module knows its own version.
+    return {"xgboost": getattr(_xgb(), "__version__", None) or package_version("xgboost")}
 
 
 def get(tag_like: TagLike) -> Model:
