@@ -94,16 +94,19 @@ def tiny_tokenizer(kind: str = "bpe", vocab_size: int = 300) -> Any:
     )
 
 
-def _train(model: Any, batches: list[dict[str, Any]], steps: int, lr: float = 3e-3) -> None:
+def _train(model: Any, batches: list[dict[str, Any]], steps: int, lr: float = 0.05) -> None:
+    """A few steps of plain gradient descent (torch.optim's first step is slow to set up)."""
     import torch
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
     model.train()
     for step in range(steps):
         loss = model(**batches[step % len(batches)]).loss
-        optimizer.zero_grad()
+        model.zero_grad()
         loss.backward()
-        optimizer.step()
+        with torch.no_grad():
+            for param in model.parameters():
+                if param.grad is not None:
+                    param -= lr * param.grad
     model.eval()
 
 
@@ -116,7 +119,7 @@ def tiny_gpt2_pipeline(seed: int = 0, n_embd: int = 32, n_layer: int = 2, train_
     torch.manual_seed(seed)
     config = GPT2Config(
         vocab_size=len(tokenizer),
-        n_positions=128,
+        n_positions=256,
         n_embd=n_embd,
         n_layer=n_layer,
         n_head=2,
@@ -148,7 +151,7 @@ def tiny_bert_pipeline(seed: int = 0, train_steps: int = 10) -> Any:
         num_hidden_layers=2,
         num_attention_heads=2,
         intermediate_size=64,
-        max_position_embeddings=128,
+        max_position_embeddings=512,
         pad_token_id=tokenizer.pad_token_id,
         num_labels=2,
         id2label={0: "NEGATIVE", 1: "POSITIVE"},
