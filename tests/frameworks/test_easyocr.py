@@ -12,26 +12,6 @@ from bentolite.exceptions import BentoMLException
 easyocr = pytest.importorskip("easyocr")
 pytest.importorskip("easyocr_en_models")
 
-from bentolite.testing import offline_easyocr_reader, render_text_image  # noqa: E402
-
-TEXT = "Hello World 42"
-
-
-@pytest.fixture(scope="session")
-def reader():
-    return offline_easyocr_reader()
-
-
-@pytest.fixture(scope="session")
-def saved_reader(store_home, reader):
-    return bentolite.easyocr.save_model("tiny-ocr-en", reader)
-
-
-@pytest.fixture(scope="session")
-def text_image():
-    return render_text_image(TEXT, font_size=36)
-
-
 @pytest.fixture(scope="session")
 def ocr_runnable(saved_reader):
     return bentolite.easyocr.get_runnable(saved_reader)()
@@ -56,20 +36,20 @@ def test_save_list_get(saved_reader):
     assert sorted(os.listdir(got.path_of("weights"))) == ["craft_mlt_25k.pth", "english_g2.pth"]
 
 
-def test_reloads_offline_from_the_store_and_reads_text(saved_reader, reader, text_image, ocr_runnable):
+def test_reloads_offline_from_the_store_and_reads_text(saved_reader, reader, text_image, ocr_text, ocr_runnable):
     loaded = ocr_runnable.model
     assert isinstance(loaded, easyocr.Reader) and loaded is not reader
     assert loaded.model_storage_directory == saved_reader.path_of("weights")
     assert loaded.download_enabled is False
     expected = reader.readtext(text_image, detail=0)
-    assert expected == [TEXT]
+    assert expected == [ocr_text]
     assert loaded.readtext(text_image, detail=0) == expected
 
 
-def test_runnable_methods_match_the_reader(reader, text_image, ocr_runnable):
+def test_runnable_methods_match_the_reader(reader, text_image, ocr_text, ocr_runnable):
     runnable = ocr_runnable
     assert runnable.device == "cpu"
-    assert runnable.readtext(text_image, detail=0) == [TEXT]
+    assert runnable.readtext(text_image, detail=0) == [ocr_text]
     # easyocr 1.7's readtextlang lists a relative 'characters/' folder and fails outside
     # easyocr's source tree; the runnable passes the call (and its error) through unchanged.
     with pytest.raises(FileNotFoundError, match="characters"):
@@ -79,7 +59,7 @@ def test_runnable_methods_match_the_reader(reader, text_image, ocr_runnable):
     grey = text_image.mean(axis=2).astype(np.uint8)
     assert runnable.recognize(grey, detail=0) == reader.recognize(grey, detail=0)
     batched = runnable.readtext_batched([text_image, text_image], detail=0)
-    assert batched == [[TEXT], [TEXT]]
+    assert batched == [[ocr_text], [ocr_text]]
     assert type(runnable).bentoml_runnable_methods__["readtext_batched"].config.batchable is True
 
 

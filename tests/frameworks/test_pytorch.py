@@ -12,7 +12,6 @@ torch = pytest.importorskip("torch")
 pd = pytest.importorskip("pandas")
 
 from bentolite.frameworks import package_version  # noqa: E402
-from bentolite.testing import tiny_torch_mlp  # noqa: E402
 
 
 class Scaler(torch.nn.Module):
@@ -24,22 +23,6 @@ class Scaler(torch.nn.Module):
 
     def forward(self, ids, scale=1.0):
         return self.embedding(ids) * scale
-
-
-@pytest.fixture(scope="session")
-def mlp():
-    return tiny_torch_mlp(seed=1)
-
-
-@pytest.fixture(scope="session")
-def saved_mlp(store_home, mlp):
-    return bentolite.pytorch.save_model(
-        "tiny-mlp",
-        mlp,
-        signatures={"__call__": {"batchable": True, "batch_dim": 0}},
-        labels={"owner": "tests"},
-        metadata={"n_features": 4},
-    )
 
 
 def test_save_list_get_load(saved_mlp, mlp):

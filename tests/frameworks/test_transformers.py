@@ -11,7 +11,6 @@ from bentolite.exceptions import BentoMLException
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from bentolite.testing import tiny_bert_pipeline, tiny_gpt2_pipeline  # noqa: E402
 
 PROMPT = "the quick brown"
 GREEDY = {"max_new_tokens": 6, "do_sample": False}
@@ -31,26 +30,6 @@ class LogitSumPipeline(transformers.Pipeline):
 
     def postprocess(self, outputs, scale=1.0):
         return {"logit_sum": round(float(outputs.logits.sum()) * scale, 6)}
-
-
-@pytest.fixture(scope="session")
-def generator():
-    return tiny_gpt2_pipeline(seed=0)
-
-
-@pytest.fixture(scope="session")
-def classifier():
-    return tiny_bert_pipeline(seed=0)
-
-
-@pytest.fixture(scope="session")
-def saved_generator(store_home, generator):
-    return bentolite.transformers.save_model("tiny-gpt2-generation", generator)
-
-
-@pytest.fixture(scope="session")
-def saved_classifier(store_home, classifier):
-    return bentolite.transformers.save_model("tiny-bert-classification", classifier)
 
 
 def test_save_list_get_pipeline(saved_generator):

@@ -12,18 +12,6 @@ from bentolite.exceptions import InvalidArgument
 xgb = pytest.importorskip("xgboost")
 pd = pytest.importorskip("pandas")
 
-from bentolite.testing import tiny_xgboost_booster  # noqa: E402
-
-
-@pytest.fixture(scope="session")
-def booster_and_data():
-    return tiny_xgboost_booster(seed=2)
-
-
-@pytest.fixture(scope="session")
-def saved_booster(store_home, booster_and_data):
-    booster, _ = booster_and_data
-    return bentolite.xgboost.save_model("tiny-booster", booster, metadata={"rounds": 5})
 
 
 def test_save_list_get_load_booster(saved_booster, booster_and_data):
