@@ -1,4 +1,4 @@
-"""Tiny but real models for tests and examples: built offline from code in about a second.
+"""Tiny but real models for tests and examples, built offline from code in a second or two.
 
 Each builder imports its framework when called, so ``import bentolite.testing`` stays light.
 The models are trained for a few steps on :data:`TINY_CORPUS`; they are not good at anything,

@@ -15,8 +15,10 @@ def assigned_gpu() -> bool:
     if visible in ("", "-1"):
         return False
     first = visible.split(",")[0].strip()
-    if not first.isdigit():
-        raise ValueError(f"CUDA_VISIBLE_DEVICES={visible!r}: expected GPU indices such as '0' or '1,2'")
+    if not (first.isdigit() or first.startswith(("GPU-", "MIG-"))):
+        raise ValueError(
+            f"CUDA_VISIBLE_DEVICES={visible!r}: expected GPU indices such as '0' or '1,2' (or GPU UUIDs)"
+        )
     return True
 
 

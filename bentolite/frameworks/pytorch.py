@@ -106,9 +106,7 @@ def to_tensor(value: Any, device: str) -> Any:
     if type(value).__module__.startswith("pandas") and hasattr(value, "to_numpy"):
         value = value.to_numpy()
     if isinstance(value, np.ndarray):
-        if value.dtype == np.float64:
-            value = value.astype(np.float32)
-        elif value.dtype == object:
+        if value.dtype in (np.float64, object):  # object: a DataFrame of mixed numbers
             value = value.astype(np.float32)
         return torch.from_numpy(np.ascontiguousarray(value)).to(device)
     return value

@@ -70,3 +70,39 @@ def test_frameworks_and_testing_import_without_heavy_libraries():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+@pytest.mark.parametrize(
+    ("visible", "assigned"), [(None, False), ("", False), ("-1", False), ("0", True), ("1,2", True), ("GPU-8f1c", True)]
+)
+def test_gpu_assignment_follows_cuda_visible_devices(visible, assigned, monkeypatch):
+    from bentolite.frameworks._device import assigned_gpu
+
+    if visible is not None:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    assert assigned_gpu() is assigned
+
+
+def test_non_numeric_cuda_visible_devices_is_refused(monkeypatch):
+    from bentolite.frameworks._device import assigned_gpu
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "cuda0")
+    with pytest.raises(ValueError, match="CUDA_VISIBLE_DEVICES"):
+        assigned_gpu()
+
+
+def test_cpu_threads_follow_omp_num_threads(monkeypatch):
+    from bentolite.frameworks._device import cpu_threads
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert cpu_threads() == 3
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert cpu_threads() >= 1
+
+
+def test_assigned_gpu_without_cuda_falls_back_to_cpu(monkeypatch):
+    torch = pytest.importorskip("torch")
+    from bentolite.frameworks._device import torch_device
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    assert torch_device() == ("cuda:0" if torch.cuda.is_available() else "cpu")
