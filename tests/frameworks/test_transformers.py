@@ -142,3 +142,21 @@ def test_pipeline_runs_on_assigned_gpu(saved_generator, generator, monkeypatch):
     assert runnable.model.device.type == "cuda"
     out = runnable.__call__(PROMPT, **GREEDY)
     assert isinstance(out[0]["generated_text"], str) and out[0]["generated_text"].startswith(PROMPT)
+
+
+def test_bentoml_1_0_pipeline_format_still_loads(store_home, classifier):
+    """A v1-format model: save_pretrained files and the task in options, no pickled class."""
+    from bentolite.frameworks.transformers import TransformersOptions
+    from bentolite.models import ModelContext, create
+
+    with create(
+        "bentoml-1-0-classifier",
+        module="bentoml.transformers",
+        api_version="v1",
+        signatures={"__call__": {"batchable": False}},
+        options=TransformersOptions(task="text-classification"),
+        context=ModelContext(framework_name="transformers"),
+    ) as model:
+        classifier.save_pretrained(model.path)
+    loaded = bentolite.transformers.load_model("bentoml-1-0-classifier:latest")
+    assert loaded("good service") == classifier("good service")

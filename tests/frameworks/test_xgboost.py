@@ -72,3 +72,20 @@ def test_signature_must_name_a_model_method(store_home, booster_and_data):
 def test_save_refuses_other_objects():
     with pytest.raises(TypeError, match="xgboost.Booster"):
         bentolite.xgboost.save_model("not-xgboost", object())
+
+
+def test_bentoml_1_0_booster_format_still_loads(store_home, booster_and_data):
+    """api_version v1 models hold a Booster and record no model_class."""
+    from bentolite.models import ModelContext, create
+
+    booster, features = booster_and_data
+    with create(
+        "bentoml-1-0-booster",
+        module="bentoml.xgboost",
+        api_version="v1",
+        signatures={"predict": {"batchable": False}},
+        context=ModelContext(framework_name="xgboost"),
+    ) as model:
+        booster.save_model(model.path_of("saved_model.ubj"))
+    loaded = bentolite.xgboost.load_model("bentoml-1-0-booster")
+    np.testing.assert_array_equal(loaded.predict(xgb.DMatrix(features)), booster.predict(xgb.DMatrix(features)))
