@@ -60,13 +60,16 @@ def tiny_tokenizer(kind: str = "bpe", vocab_size: int = 300) -> Any:
             vocab_size=vocab_size,
             special_tokens=_SPECIAL_TOKENS,
             initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
         )
     elif kind == "wordpiece":
         tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
         tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
         tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
         tokenizer.decoder = decoders.WordPiece()
-        trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=_SPECIAL_TOKENS)
+        trainer = trainers.WordPieceTrainer(
+            vocab_size=vocab_size, special_tokens=_SPECIAL_TOKENS, show_progress=False
+        )
     else:
         raise ValueError(f"kind must be 'bpe' or 'wordpiece', not {kind!r}")
     tokenizer.train_from_iterator(TINY_CORPUS.splitlines(), trainer)

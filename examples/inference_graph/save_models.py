@@ -58,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hub", action="store_true", help="download the real models from the Hugging Face hub")
     args = parser.parse_args(argv)
     started = time.perf_counter()
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()  # tiny models trigger notes and progress bars that mean nothing here
+    hf_logging.disable_progress_bar()
     try:
         models = save_hub_models() if args.hub else save_tiny_models()
     except OSError as e:
