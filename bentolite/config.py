@@ -232,7 +232,7 @@ class BentoliteConfig:
 
     def runner(self, name: str) -> RunnerConfig:
         """The effective config of runner ``name``."""
-        return self.runner_overrides.get(name, self.runners)
+        return self.runner_overrides.get(name.lower(), self.runners)
 
 
 # --- loading ---------------------------------------------------------------------------
@@ -310,12 +310,35 @@ def _migrate_v1_0(raw: dict[str, Any]) -> dict[str, Any]:
         api.setdefault("traffic", {})["timeout"] = api.pop("timeout")
     api.pop("max_request_size", None)
     runners = raw.get("runners") or {}
-    for section in [runners, *[v for v in runners.values() if isinstance(v, dict)]]:
+    named = [v for k, v in runners.items() if k not in RUNNER_KEYS and isinstance(v, dict)]
+    for section in [runners, *named]:  # not runners.traffic itself: it has a timeout key too
         if "timeout" in section:
             section.setdefault("traffic", {})["timeout"] = section.pop("timeout")
     tracing = raw.get("tracing") or {}
     if "type" in tracing:
         tracing["exporter_type"] = tracing.pop("type")
+    zipkin = tracing.get("zipkin")
+    if isinstance(zipkin, dict) and "url" in zipkin:
+        zipkin["endpoint"] = zipkin.pop("url")
+    jaeger = tracing.get("jaeger")
+    if isinstance(jaeger, dict):
+        for old, new in (("address", "agent_host_name"), ("port", "agent_port")):
+            if old in jaeger:
+                jaeger.setdefault("thrift", {})[new] = jaeger.pop(old)
+    logging_section = raw.get("logging")
+    if isinstance(logging_section, dict) and isinstance(logging_section.get("formatting"), dict):
+        formatting = logging_section.pop("formatting")
+        access_format = (
+            raw.setdefault("api_server", {}).setdefault("logging", {})
+            .setdefault("access", {}).setdefault("format", {})
+        )
+        for key in ("trace_id", "span_id"):
+            if f"{key}_format" in formatting:
+                access_format[key] = formatting.pop(f"{key}_format")
+        if formatting:  # anything else is unknown: leave it to be refused with its path
+            logging_section["formatting"] = formatting
+        if not logging_section:
+            raw.pop("logging")
     return raw
 
 
@@ -353,6 +376,10 @@ def _read_file(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def build_config(raw: dict[str, Any]) -> BentoliteConfig:
     """Structure a merged raw dict into a ``BentoliteConfig`` (refusing unknown keys)."""
+    if raw.get("version", 1) != 1:
+        raise BentoMLConfigException(
+            f"version: {raw['version']!r} is not supported; bentolite reads version 1 configs"
+        )
     raw = _migrate_v1_0(raw)
     runners_raw = dict(raw.get("runners") or {})
     base_runner = {k: v for k, v in runners_raw.items() if k in RUNNER_KEYS}

@@ -15,7 +15,7 @@ __all__ = ["Tag", "TagLike", "validate_tag_part", "normalize_name"]
 
 logger = logging.getLogger(__name__)
 
-_PART = re.compile(r"^[a-z0-9]([-._a-z0-9]*[a-z0-9])?$")
+_PART = re.compile(r"[a-z0-9]([-._a-z0-9]*[a-z0-9])?")
 MAX_PART_LEN = 63
 TAG_RULE = (
     "a tag part is 1-63 characters of lowercase letters, digits, '-', '_' and '.', "
@@ -29,7 +29,7 @@ def validate_tag_part(value: str, what: str = "name") -> str:
         raise ValueError(f"tag {what} must be a string, got {type(value).__name__}")
     if len(value) > MAX_PART_LEN:
         raise ValueError(f"{value!r} is not a valid tag {what}: {len(value)} characters; {TAG_RULE}")
-    if not _PART.match(value):
+    if not _PART.fullmatch(value):  # not match(): '$' would accept a trailing newline
         raise ValueError(f"{value!r} is not a valid tag {what}: {TAG_RULE}")
     return value
 

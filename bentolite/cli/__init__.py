@@ -23,6 +23,7 @@ class _Group(click.Group):
             if os.environ.get("BENTOLITE_DEBUG"):
                 raise
             message = getattr(e, "message", None) or str(e)
+            message = " ".join(message.split())  # one line, whatever the error's layout
             click.secho(f"Error: {message}", fg="red", err=True)
             sys.exit(1)
 

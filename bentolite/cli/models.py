@@ -53,10 +53,14 @@ def list_models(name: str | None, output: str) -> None:
 
         table = Table(box=None, header_style="bold")
         for column in ("Tag", "Module", "Size", "Creation Time"):
-            table.add_column(column)
+            table.add_column(column, no_wrap=True)
         for row in rows:
             table.add_row(row["tag"], row["module"], row["size"], row["creation_time"])
-        Console(soft_wrap=True).print(table)
+        console = Console(soft_wrap=True)
+        # never cut a tag short: users copy them; a wide table may wrap in the terminal
+        needed = console.measure(table, options=console.options.update(width=10_000)).maximum
+        console.width = max(console.width, needed)
+        console.print(table)
 
 
 @models.command("get")

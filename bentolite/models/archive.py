@@ -5,10 +5,12 @@ outside its target (absolute paths, ``..``, links, devices) before writing anyth
 """
 from __future__ import annotations
 
+import lzma
 import os
 import shutil
 import tarfile
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
@@ -31,6 +33,11 @@ FORMATS: dict[str, tuple[str, str | None]] = {
 }
 
 Progress = Callable[[int, int], None]
+
+#: what a damaged archive raises while being read (EOFError: a truncated compressed stream)
+_CORRUPT_ARCHIVE = (
+    tarfile.TarError, zipfile.BadZipFile, EOFError, lzma.LZMAError, zlib.error, OSError,
+)
 
 
 def _guess_format(path: str, explicit: str | None) -> str:
@@ -166,20 +173,19 @@ def import_model(
     src = Path(os.path.expanduser(path))
     if not src.exists():
         raise BentoMLException(f"{path} does not exist")
-    staged = store.staging_dir()
-    try:
+    with store.staging() as staged:
         dest = staged / "model"
         dest.mkdir()
         if src.is_dir():
             _copy_folder(src, dest)
-        elif zipfile.is_zipfile(src) and input_format in (None, "zip"):
-            _extract_zip(src, dest)
         else:
             try:
-                _extract_tar(src, dest)
-            except tarfile.TarError as e:
-                raise BentoMLException(f"{path} is not a model archive: {e}") from None
+                if zipfile.is_zipfile(src) and input_format in (None, "zip"):
+                    _extract_zip(src, dest)
+                else:
+                    _extract_tar(src, dest)
+            except _CORRUPT_ARCHIVE as e:  # truncated or damaged: say so, not "Aborted!"
+                reason = str(e) or type(e).__name__
+                raise BentoMLException(f"{path} is not a readable model archive: {reason}") from None
         info = ModelInfo.from_path(dest)
         return store.commit(dest, info.tag)
-    finally:
-        shutil.rmtree(staged, ignore_errors=True)

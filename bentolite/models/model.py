@@ -180,7 +180,10 @@ class ModelInfo:
     def from_dict(cls, data: Mapping[str, Any]) -> ModelInfo:
         data = dict(data)
         try:
-            tag = Tag(data["name"], data["version"])
+            if data["version"] is None:
+                raise BentoMLException("model.yaml has no 'version'")
+            # YAML reads an unquoted all-digit version as a number
+            tag = Tag(str(data["name"]), str(data["version"]))
             module = data["module"]
         except KeyError as e:
             raise BentoMLException(f"model.yaml is missing the {e.args[0]!r} key") from None
@@ -223,10 +226,23 @@ class ModelInfo:
         except FileNotFoundError:
             raise NotFound(f"{file} does not exist; {path} is not a model directory") from None
         except yaml.YAMLError as e:
-            raise BentoMLException(f"{file} is not valid YAML: {e}") from None
+            raise BentoMLException(f"{file} is not valid YAML: {_yaml_problem(e)}") from None
         if not isinstance(data, dict):
             raise BentoMLException(f"{file} does not hold a mapping")
-        return cls.from_dict(data)
+        try:
+            return cls.from_dict(data)
+        except (TypeError, ValueError, BentoMLException) as e:
+            message = getattr(e, "message", None) or str(e)
+            raise BentoMLException(f"{file} is not a valid model.yaml: {message}") from None
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """PyYAML's message in one line: the problem and where it is."""
+    problem = getattr(error, "problem", None)
+    mark = getattr(error, "problem_mark", None)
+    if problem and mark is not None:
+        return f"{problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return " ".join(str(error).split())
 
 
 def _structure_options(module: str, raw: Mapping[str, Any]) -> ModelOptions:

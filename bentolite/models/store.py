@@ -8,9 +8,11 @@ from __future__ import annotations
 import contextlib
 import difflib
 import fcntl
+import logging
 import os
 import shutil
 import tempfile
+import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
@@ -31,18 +33,11 @@ from .model import (
 
 __all__ = ["ModelStore", "default_store", "create"]
 
+logger = logging.getLogger(__name__)
+
 _TMP_PREFIX = "bentolite-"
 _LATEST = "latest"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+_LATEST_RETRIES = 5
 
 
 class ModelStore:
@@ -62,6 +57,13 @@ class ModelStore:
         for path in (self.root, self.tmp, self._locks):
             path.mkdir(parents=True, exist_ok=True)
 
+    # A staging dir ``tmp/bentolite-<id>`` is owned by whoever holds an flock on
+    # ``tmp/.bentolite-locks/staging-<id>.lock``. The kernel drops the lock when the owner
+    # dies, however it dies, so a lock we can take marks litter. Unlike a PID check this
+    # holds across PID reuse and across containers sharing one BENTOLITE_HOME.
+    def _staging_lock(self, staging_id: str) -> Path:
+        return self._locks / f"staging-{staging_id}.lock"
+
     def clean_stale(self) -> None:
         """Remove staging dirs left by processes that died mid-save."""
         if not self.tmp.is_dir():
@@ -69,18 +71,35 @@ class ModelStore:
         for entry in self.tmp.iterdir():
             if not entry.name.startswith(_TMP_PREFIX):
                 continue
+            lock = self._staging_lock(entry.name[len(_TMP_PREFIX):])
             try:
-                pid = int(entry.name[len(_TMP_PREFIX):].split("-", 1)[0])
-            except ValueError:
+                fh = open(lock, "a")
+            except OSError:
                 continue
-            if pid != os.getpid() and not _pid_alive(pid):
+            with fh:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # its owner is alive
                 shutil.rmtree(entry, ignore_errors=True)
+                lock.unlink(missing_ok=True)
 
-    def staging_dir(self) -> Path:
-        """A fresh directory on the store's filesystem, named after this process."""
+    @contextlib.contextmanager
+    def staging(self) -> Iterator[Path]:
+        """A fresh directory on the store's filesystem, removed on exit (or after a crash)."""
         self._ensure()
         self.clean_stale()
-        return Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{os.getpid()}-", dir=self.tmp))
+        staging_id = uuid.uuid4().hex
+        lock = self._staging_lock(staging_id)
+        with open(lock, "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)  # before the dir exists: a cleaner never sees it unowned
+            path = self.tmp / f"{_TMP_PREFIX}{staging_id}"
+            path.mkdir()
+            try:
+                yield path
+            finally:
+                shutil.rmtree(path, ignore_errors=True)
+                lock.unlink(missing_ok=True)
 
     @contextlib.contextmanager
     def _name_lock(self, name: str) -> Iterator[None]:
@@ -109,14 +128,28 @@ class ModelStore:
     def _load(self, name: str, version: str) -> Model:
         return Model.from_path(self.root / name / version)
 
+    def _load_existing(self, name: str, versions: list[str]) -> list[Model]:
+        """Load ``versions``, skipping any deleted meanwhile and (with a warning) broken ones."""
+        found = []
+        for version in versions:
+            try:
+                found.append(self._load(name, version))
+            except NotFound:
+                continue
+            except BentoMLException as e:  # one bad model.yaml must not hide the whole store
+                logger.warning("Skipping model %s:%s: %s", name, version, e)
+        return found
+
     def _newest(self, name: str) -> str | None:
-        versions = self._versions(name)
-        if not versions:
+        loaded = self._load_existing(name, self._versions(name))
+        if not loaded:
             return None
-        return max(versions, key=lambda v: self._load(name, v).creation_time)
+        return Path(max(loaded, key=lambda m: m.creation_time).path).name  # the dir name
 
     def _write_latest(self, name: str, version: str | None) -> None:
         target = self.root / name / _LATEST
+        for litter in target.parent.glob(".latest-*"):  # from a writer killed mid-write
+            litter.unlink(missing_ok=True)  # safe: every writer holds the name lock
         if version is None:
             target.unlink(missing_ok=True)
             return
@@ -156,7 +189,13 @@ class ModelStore:
         tag = Tag.from_taglike(tag)
         self.clean_stale()
         if tag.version in (None, _LATEST):
-            return self._load(tag.name, self._resolve_latest(tag.name))
+            for attempt in range(_LATEST_RETRIES + 1):
+                version = self._resolve_latest(tag.name)  # NotFound here: no version at all
+                try:
+                    return self._load(tag.name, version)
+                except NotFound:  # a concurrent delete won between resolving and loading
+                    if attempt == _LATEST_RETRIES:
+                        raise
         if (self.root / tag.name / tag.version / "model.yaml").is_file():
             return self._load(tag.name, tag.version)
         matches = [v for v in self._versions(tag.name) if v.startswith(tag.version)]
@@ -172,12 +211,12 @@ class ModelStore:
         """All models, the versions of one name, or ``[model]`` for a full tag."""
         self.clean_stale()
         if tag is None:
-            return [self._load(n, v) for n in self._names() for v in self._versions(n)]
+            return [m for n in self._names() for m in self._load_existing(n, self._versions(n))]
         tag = Tag.from_taglike(tag)
         if tag.version is None:
             if not self._versions(tag.name):
                 raise self._not_found(tag)
-            return [self._load(tag.name, v) for v in self._versions(tag.name)]
+            return self._load_existing(tag.name, self._versions(tag.name))
         try:
             return [self.get(tag)]
         except NotFound:
@@ -188,9 +227,9 @@ class ModelStore:
         """Move a fully written model directory into the store, atomically."""
         self._ensure()
         assert tag.version is not None
-        (self.root / tag.name).mkdir(parents=True, exist_ok=True)
         final = self.root / tag.name / tag.version
-        with self._name_lock(tag.name):
+        with self._name_lock(tag.name):  # mkdir under the lock: a delete may remove the name dir
+            final.parent.mkdir(parents=True, exist_ok=True)
             if final.exists():
                 raise BentoMLException(f"Model {str(tag)!r} already exists in the store")
             os.rename(staged, final)
@@ -214,15 +253,16 @@ class ModelStore:
         elif not (self.root / tag.name / version).is_dir():
             version = self.get(tag).tag.version  # allow prefixes, raise NotFound otherwise
         assert version is not None
-        with self._name_lock(tag.name):
-            graveyard = self.staging_dir()
-            os.rename(self.root / tag.name / version, graveyard / version)
-            remaining = self._newest(tag.name)
-            if remaining is None:
-                shutil.rmtree(self.root / tag.name, ignore_errors=True)
-            else:
-                self._write_latest(tag.name, remaining)
-        shutil.rmtree(graveyard, ignore_errors=True)
+        with self.staging() as graveyard:  # removed after the lock is released
+            with self._name_lock(tag.name):
+                if not (self.root / tag.name / version).is_dir():  # a concurrent delete won
+                    raise self._not_found(Tag(tag.name, version))
+                os.rename(self.root / tag.name / version, graveyard / version)
+                remaining = self._newest(tag.name)
+                if remaining is None:
+                    shutil.rmtree(self.root / tag.name, ignore_errors=True)
+                else:
+                    self._write_latest(tag.name, remaining)
 
 
 def default_store() -> ModelStore:
@@ -260,7 +300,10 @@ def create(
         raise BentoMLException("'latest' is reserved and cannot be used as a version")
     str_labels = {}
     for key, value in (labels or {}).items():
-        str_labels[str(key)] = value if isinstance(value, str) else str(value)
+        if not isinstance(value, str):
+            logger.warning("Label %r: converting %r to a string", key, value)
+            value = str(value)
+        str_labels[str(key)] = value
     ctx = context or ModelContext()
     if not ctx.bentoml_version:
         ctx = attrs.evolve(ctx, bentoml_version=__version__)
@@ -275,8 +318,7 @@ def create(
         api_version=api_version or "v1",
         creation_time=datetime.now(timezone.utc),
     )
-    staged = store.staging_dir()
-    try:
+    with store.staging() as staged:
         model_dir = staged / "model"
         model_dir.mkdir()
         model = Model(info, model_dir, _internal=True)
@@ -285,9 +327,8 @@ def create(
         if custom_objects:
             _dump_custom_objects(dict(custom_objects), model_dir, external_modules or ())
         stored = store.commit(model_dir, tag)
-    finally:
-        shutil.rmtree(staged, ignore_errors=True)
-    model._path = stored.path  # the caller's object now points into the store
+    # the caller's object now is the stored model (options rebuilt as get() builds them)
+    model._path, model._info = stored.path, stored.info
 
 
 def _dump_custom_objects(objects: dict[str, Any], model_dir: Path, modules: Sequence[Any]) -> None:

@@ -1,6 +1,8 @@
 """Fixtures for framework tests: one tmp store per session, tiny models built once."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import bentolite
@@ -24,6 +26,15 @@ def store_home(tmp_path_factory: pytest.TempPathFactory):
         mp.setenv("BENTOLITE_HOME", str(home))
         mp.delenv("CUDA_VISIBLE_DEVICES", raising=False)
         yield home
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty BENTOLITE_HOME for one test (instead of the session's shared store)."""
+    path = tmp_path / "home"
+    monkeypatch.setenv("BENTOLITE_HOME", str(path))
+    monkeypatch.delenv("BENTOML_HOME", raising=False)
+    return path
 
 
 @pytest.fixture(autouse=True)

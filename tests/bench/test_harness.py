@@ -1,0 +1,179 @@
+"""The benchmark harness's own parts: load generator and server-process handling."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+
+from loadgen import check_local_url, percentile, run_load  # noqa: E402
+from procs import ServerProcess, become_subreaper, descendants, free_port, tree_rss_kb  # noqa: E402
+
+__all__: list[str] = []
+
+
+@pytest.mark.parametrize(
+    "url", ["http://10.0.0.1:80/x", "http://example.com/x", "https://127.0.0.1/x", "ftp://127.0.0.1/"]
+)
+def test_load_targets_off_loopback_are_refused(url: str) -> None:
+    with pytest.raises(ValueError, match="127.0.0.1|http://"):
+        check_local_url(url)
+
+
+def test_loopback_targets_are_accepted() -> None:
+    for url in ("http://127.0.0.1:1/x", "http://localhost:1/x", "http://[::1]:1/x"):
+        check_local_url(url)
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 0.5) == 50.0
+    assert percentile(values, 0.99) == 99.0
+    assert percentile(values, 1.0) == 100.0
+    assert percentile([7.0], 0.9) == 7.0
+
+
+async def _serve_and_load(**options: object) -> dict:
+    calls = {"n": 0}
+
+    async def handler(request: web.Request) -> web.Response:
+        calls["n"] += 1
+        body = await request.read()
+        if calls["n"] % 5 == 0:
+            return web.Response(status=503, text="busy")
+        return web.Response(body=body)
+
+    app = web.Application()
+    app.router.add_post("/echo", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    try:
+        return await run_load(f"http://127.0.0.1:{port}/echo", b"ping", **options)
+    finally:
+        await runner.cleanup()
+
+
+def test_load_counts_successes_and_errors_by_status() -> None:
+    result = asyncio.run(
+        _serve_and_load(
+            content_type="text/plain", concurrency=4, duration_s=0.5, warmup_s=0.1, expected_body=b"ping"
+        )
+    )
+    assert result["requests"] > 0
+    assert set(result["errors"]) == {"HTTP 503"}
+    assert result["error_count"] > 0
+    assert result["p50_ms"] <= result["p90_ms"] <= result["p99_ms"] <= result["max_ms"]
+
+
+def test_load_flags_wrong_bodies() -> None:
+    result = asyncio.run(
+        _serve_and_load(concurrency=1, duration_s=0.3, warmup_s=0, expected_body=b"pong")
+    )
+    assert result["requests"] == 0
+    assert result["errors"].get("wrong body", 0) > 0
+    assert result["p50_ms"] is None
+
+
+SERVER_TREE = textwrap.dedent("""
+    import http.server, signal, subprocess, sys
+    port = int(sys.argv[1])
+    # a grandchild that ignores SIGTERM: stop() must SIGKILL it by PID
+    subprocess.Popen([sys.executable, "-c",
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(300)"])
+    class Ready(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200 if self.path == "/readyz" else 404)
+            self.end_headers()
+        def log_message(self, *args):
+            pass
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    http.server.HTTPServer(("127.0.0.1", port), Ready).serve_forever()
+    """)
+
+
+def test_server_process_ready_rss_and_stop_leaves_nothing(tmp_path: Path) -> None:
+    assert become_subreaper()  # as compare.py does: orphaned workers come back to us to reap
+    script = tmp_path / "server.py"
+    script.write_text(SERVER_TREE)
+    port = free_port()
+    server = ServerProcess(
+        [sys.executable, str(script), str(port)],
+        env=dict(os.environ),
+        cwd=tmp_path,
+        log_path=tmp_path / "server.log",
+        port=port,
+    )
+    server.start()
+    try:
+        assert server.wait_ready(timeout_s=60) > 0
+        while len(descendants(server.pid)) < 1:  # the grandchild may still be starting
+            time.sleep(0.01)
+        tree = [server.pid, *descendants(server.pid)]
+        rss_kb, processes = tree_rss_kb(server.pid)
+        assert processes == 2 and rss_kb > 0
+    finally:
+        killed = server.stop(grace_s=1.0)
+    assert len(killed) == 1 and killed[0] in tree[1:]
+    for pid in tree:  # gone: neither running nor left as a zombie
+        assert not Path(f"/proc/{pid}").exists()
+    assert server.process is not None and server.process.returncode == 0
+
+
+def test_server_that_dies_before_ready_is_reported(tmp_path: Path) -> None:
+    port = free_port()
+    server = ServerProcess(
+        [sys.executable, "-c", "raise SystemExit(3)"],
+        env=dict(os.environ),
+        cwd=tmp_path,
+        log_path=tmp_path / "server.log",
+        port=port,
+    )
+    server.start()
+    try:
+        with pytest.raises(RuntimeError, match="exited with 3"):
+            server.wait_ready(timeout_s=60)
+    finally:
+        server.stop(grace_s=1.0)
+
+
+def _record(impl: str, rps: float, p99_ms: float, cold_s: float, rss_kb: int) -> object:
+    from compare import RunRecord
+
+    record = RunRecord(impl, 0, cold_start_s=cold_s, rss_ready_kb=rss_kb, processes_ready=3)
+    record.loads[64] = {"requests_per_s": rps, "p50_ms": 1.0, "p90_ms": 2.0, "p99_ms": p99_ms, "error_count": 0}
+    return record
+
+
+def test_report_has_both_systems_ratio_and_target_verdicts() -> None:
+    import argparse
+
+    from compare import SCENARIOS
+    from report import render_report
+
+    args = argparse.Namespace(
+        server_warmup_s=1, warmup_s=1, duration_s=1, rounds=1, concurrency={"batching": (64,)}
+    )
+    results = {
+        "batching": [
+            _record("bentoml", rps=250.0, p99_ms=350.0, cold_s=2.5, rss_kb=250 * 1024),
+            _record("bentolite", rps=2500.0, p99_ms=400.0, cold_s=1.0, rss_kb=100 * 1024),
+        ]
+    }
+    report = render_report(results, SCENARIOS, args)
+    assert "| c=64 req/s | 250.0 | 2500.0 | 10.00x |" in report
+    assert "| c=64 p99 ms | 350.00 | 400.00 | 1.14x |" in report
+    assert "batching c=64: req/s: 10.00x (target >= 8x): met" in report
+    assert "batching c=64: p99 latency: 1.14x (target < 1x): NOT met" in report
+    assert "RSS after ready (batching): 0.40x (target <= 0.6x): met" in report
+    assert "- commit: " in report and "- machine: " in report

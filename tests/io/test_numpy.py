@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from io_helpers import bad_input, msg
+
+from bentolite.exceptions import BadInput, InvalidArgument, UnprocessableEntity
+from bentolite.io import NumpyNdarray, from_spec
+
+
+def test_decodes_nested_lists():
+    arr = NumpyNdarray().decode(msg("[[1, 2], [3, 4]]"))
+    assert arr.shape == (2, 2) and arr.dtype.kind == "i"
+
+
+def test_casts_same_kind_and_refuses_when_enforced():
+    arr = NumpyNdarray(dtype="float32").decode(msg("[1.5, 2]"))
+    assert arr.dtype == np.float32
+    error = bad_input(NumpyNdarray(dtype="int32", enforce_dtype=True), msg("[1.5, 2]"))
+    assert 'Expecting ndarray of dtype "int32", but "float64" was received' in error.message
+    # not enforced: converted straight to the dtype, as v1 did
+    assert NumpyNdarray(dtype="int32").decode(msg("[1.5]")).tolist() == [1]
+    # strings that do not fit the dtype pass through unless enforced
+    assert NumpyNdarray(dtype="float32").decode(msg('["a"]')).dtype.kind == "U"
+    assert "float32" in bad_input(NumpyNdarray(dtype="float32", enforce_dtype=True), msg('["a"]')).message
+
+
+def test_shape_rules():
+    enforced = NumpyNdarray(shape=(-1, 2), enforce_shape=True)
+    assert enforced.decode(msg("[[1,2],[3,4],[5,6]]")).shape == (3, 2)
+    error = bad_input(enforced, msg("[1,2,3]"))
+    assert "(-1, 2)" in error.message and "(3,)" in error.message
+    assert NumpyNdarray(shape=(2, 2)).decode(msg("[1,2,3,4]")).shape == (2, 2)  # reshaped
+    assert NumpyNdarray(shape=(2, 2)).decode(msg("[1,2,3]")).shape == (3,)  # left alone
+
+
+@pytest.mark.parametrize(
+    "body, words",
+    [
+        (b"[1, 2", "invalid JSON"),
+        (b"[[1, 2], [3]]", "rectangular"),
+        (b'{"a": 1}', "numbers"),
+        (b"[1, null, {}]", "numbers"),
+        (b"[\xff]", "UTF-8"),
+    ],
+)
+def test_bad_bodies_are_400(body, words):
+    assert words in bad_input(NumpyNdarray(), msg(body)).message
+
+
+def test_encode_validates_and_uses_default_separators():
+    out = NumpyNdarray(dtype="int64").encode(np.array([0, 1]))
+    assert out.body == b"[0, 1]"
+    with pytest.raises(BadInput):
+        NumpyNdarray(shape=(3,), enforce_shape=True).encode(np.zeros(2))
+
+
+def test_construction_errors():
+    with pytest.raises(UnprocessableEntity):
+        NumpyNdarray(dtype="not-a-dtype")
+    with pytest.raises(InvalidArgument):
+        NumpyNdarray(enforce_shape=True)
+
+
+def test_schema_spec_and_sample():
+    descriptor = NumpyNdarray.from_sample(np.zeros((2, 3), dtype="float32"))
+    assert descriptor.to_spec() == {
+        "id": "bentoml.io.NumpyNdarray",
+        "args": {"dtype": "float32", "shape": [2, 3], "enforce_dtype": False, "enforce_shape": False},
+    }
+    assert descriptor.openapi_schema() == {
+        "type": "array",
+        "items": {"type": "array", "items": {"type": "number"}},
+        "nullable": True,
+    }
+    assert from_spec(descriptor.to_spec()).to_spec() == descriptor.to_spec()
+    assert NumpyNdarray(dtype="int8").openapi_schema()["items"] == {"type": "integer"}
+
+
+def test_value_out_of_range_for_dtype_is_bad_input():
+    from bentolite.exceptions import BadInput
+    from bentolite.io import NumpyNdarray
+    from bentolite.io.base import HTTPMessage
+
+    for desc in (NumpyNdarray(dtype="float32"), NumpyNdarray(dtype="float32", enforce_dtype=True)):
+        try:
+            desc.decode(HTTPMessage(b"[1.0, 10e38]", {"content-type": "application/json"}))
+        except BadInput as e:
+            assert "out of range" in e.message and "float32" in e.message
+        else:
+            raise AssertionError("expected BadInput")

@@ -1,0 +1,83 @@
+"""Round trips with the real BentoML 1.1.11 (the benchmark's venv), when it is present."""
+from __future__ import annotations
+
+import glob
+import os
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import bentolite
+from bentolite import models
+
+
+def _bentoml_python() -> str | None:
+    if os.environ.get("BENTOML_PYTHON"):
+        return os.environ["BENTOML_PYTHON"]
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    venv_home = os.environ.get("BENTOLITE_VENV_HOME") or os.path.join(cache, "bentolite")
+    for venv in sorted(glob.glob(os.path.join(venv_home, "bench-bentoml-1.1.11-*"))):
+        if os.path.isfile(os.path.join(venv, ".complete")):
+            return os.path.join(venv, "bin", "python")
+    return None
+
+
+BENTOML_PYTHON = _bentoml_python()
+pytestmark = pytest.mark.skipif(
+    BENTOML_PYTHON is None,
+    reason="BentoML 1.1.11 venv not found (make it with bench/bentoml_venv.sh or set BENTOML_PYTHON)",
+)
+
+BENTOML_SIDE = textwrap.dedent(
+    """
+    import sys
+    import bentoml
+
+    lite = bentoml.models.import_model(sys.argv[1])
+    assert bentoml.models.get("lite_model:latest").tag == lite.tag
+    assert lite.info.signatures["__call__"].batch_dim == (0, 0)
+    assert lite.info.labels == {"team": "ml"} and lite.info.metadata == {"m": 1}
+    assert lite.custom_objects == {"c": 2}
+    assert bentoml.picklable_model.load_model(lite.tag)(41) == 42
+    runner = lite.to_runner()
+    runner.init_local(quiet=True)
+    assert runner.run(1) == 2
+
+    mine = bentoml.picklable_model.save_model(
+        "bm_model", lambda x: x * 3, custom_objects={"k": "v"},
+        signatures={"__call__": {"batchable": True, "batch_dim": 1}},
+    )
+    print(bentoml.models.export_model(mine.tag, sys.argv[2]))
+    """
+)
+
+
+def test_archives_and_stores_move_both_ways(home: Path, tmp_path: Path):
+    lite = bentolite.picklable_model.save_model(
+        "lite_model", lambda x: x + 1, labels={"team": "ml"}, metadata={"m": 1},
+        custom_objects={"c": 2}, signatures={"__call__": {"batchable": True}},
+    )
+    archive = models.export_model(lite.tag, str(tmp_path / "lite.bentomodel"))
+    bentoml_home = tmp_path / "bentoml_home"
+    env = {**os.environ, "BENTOML_HOME": str(bentoml_home), "BENTOML_DO_NOT_TRACK": "true"}
+    env.pop("PYTHONPATH", None)
+    out = subprocess.run(
+        [BENTOML_PYTHON, "-c", BENTOML_SIDE, archive, str(tmp_path / "bm.bentomodel")],
+        capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+
+    # bentolite reads the store BentoML wrote...
+    store = models.ModelStore(bentoml_home)
+    assert sorted(m.tag.name for m in store.list()) == ["bm_model", "lite_model"]
+    theirs = store.get("bm_model")
+    assert bentolite.picklable_model.load_model(theirs)(2) == 6
+    # ...and imports the archive BentoML exported
+    imported = models.import_model(str(tmp_path / "bm.bentomodel"))
+    assert imported.tag == theirs.tag
+    assert imported.info.signatures["__call__"].batch_dim == (1, 1)
+    assert imported.info.context.bentoml_version == "1.1.11"
+    assert imported.custom_objects == {"k": "v"}
+    assert imported.to_runnable()()(5) == 15
