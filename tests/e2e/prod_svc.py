@@ -2,7 +2,9 @@
 fail to load, report its PID and sleep; plus a slow API for the shutdown-drain test.
 
 Env knobs (read by the runner workers): ``PROD_SVC_INIT_S`` (seconds ``__init__`` sleeps),
-``PROD_SVC_FAIL_INIT`` (``__init__`` raises when set).
+``PROD_SVC_INIT_GATE`` (``__init__`` waits, at most 60 s, until this file exists: a slow load
+the test ends when it has seen ``/readyz`` say 503), ``PROD_SVC_FAIL_INIT`` (``__init__``
+raises when set).
 """
 from __future__ import annotations
 
@@ -24,6 +26,10 @@ class Adder(bentolite.Runnable):
         if os.environ.get("PROD_SVC_FAIL_INIT"):
             raise RuntimeError("PROD_SVC_FAIL_INIT is set: this model refuses to load")
         time.sleep(float(os.environ.get("PROD_SVC_INIT_S", "0")))
+        gate = os.environ.get("PROD_SVC_INIT_GATE")
+        deadline = time.monotonic() + 60
+        while gate and not os.path.exists(gate) and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     @bentolite.Runnable.method(batchable=True, batch_dim=0)
     def add_one(self, values: list[float]) -> list[float]:
