@@ -199,6 +199,7 @@ def start_runner_server(target: str, runner_name: str, host: str, port: int | No
         with bind_socket(host, 0, 1) as probe:
             port = probe.getsockname()[1]
     env = dict(os.environ)
+    env.pop("BENTOLITE_PARENT_PID", None)  # this worker has no supervisor to watch
     env.update(runner.scheduled_worker_env_map.get(0, {}))
     if config_path:
         env["BENTOLITE_CONFIG"] = os.path.abspath(config_path)

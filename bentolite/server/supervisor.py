@@ -167,11 +167,13 @@ class Supervisor:
                            runner_map: dict[str, list[str]]) -> asyncio.Task[None]:
         """Start ``runner``'s workers in the background; its socket paths go in ``runner_map``."""
         from ..runner.process import RunnerWorkerGroup
+        from ..runner.worker import PARENT_PID_ENV
 
         assert self.run_dir is not None
         group = RunnerWorkerGroup(
             runner, self.target, self.run_dir / "runners", working_dir=self.working_dir,
-            extra_env={"PROMETHEUS_MULTIPROC_DIR": str(prometheus_dir)},
+            extra_env={"PROMETHEUS_MULTIPROC_DIR": str(prometheus_dir),
+                       PARENT_PID_ENV: str(os.getpid())},
             start_timeout_s=self.runner_start_timeout_s)
         self.groups.append(group)
         task = asyncio.ensure_future(group.start())
@@ -187,6 +189,7 @@ class Supervisor:
     async def _start_api_worker(self, index: int, runner_map: dict[str, list[str]],
                                 config_path: str, prometheus_dir: Path) -> None:
         from ..runner.process import ManagedProcess
+        from ..runner.worker import PARENT_PID_ENV
 
         assert self.sock is not None
         fd = self.sock.fileno()
@@ -197,6 +200,7 @@ class Supervisor:
                 "--graceful-shutdown-timeout", str(self.graceful_shutdown_s), "--watch-parent"]
         env = dict(os.environ)
         env["BENTOLITE_CONFIG"] = config_path
+        env[PARENT_PID_ENV] = str(os.getpid())
         env.pop("BENTOLITE_CONFIG_OPTIONS", None)
         env.pop("BENTOML_CONFIG_OPTIONS", None)
         proc = ManagedProcess(argv, name=f"api:{index}", env=env, cwd=self.working_dir,
@@ -207,7 +211,9 @@ class Supervisor:
     def _on_api_worker_exit(self, proc: ManagedProcess) -> None:
         from .api_worker import EXIT_STARTUP_FAILED
 
-        if proc.last_returncode == EXIT_STARTUP_FAILED:  # would fail the same way again
+        # Its first start failed: it would fail the same way again, so give up. A worker
+        # that crashed later is restarted (with backoff) by its ManagedProcess.
+        if proc.last_returncode == EXIT_STARTUP_FAILED and proc.restarts == 0:
             proc.restart = False
             self._fail(f"API worker {proc.name} failed to start:\n{proc.output_tail()}")
 

@@ -128,12 +128,45 @@ def test_production_serving_lifecycle(tmp_path: Path) -> None:
 def test_runnable_init_failure_fails_fast(tmp_path: Path) -> None:
     cmd = _serve(tmp_path, {"PROD_SVC_FAIL_INIT": "1"})
     try:
-        code = cmd.process.wait(timeout=90)
+        code = cmd.wait_exit()
         log = cmd.log()
         assert code != 0, log
         assert "Traceback (most recent call last)" in log
         assert "RuntimeError: PROD_SVC_FAIL_INIT is set: this model refuses to load" in log
         assert "start-up failed" in log
+        assert cmd.seen_pids, "no child process was seen"
         assert not [pid for pid in cmd.seen_pids if alive(pid)]
+    finally:
+        cmd.close()
+
+
+def test_api_worker_startup_failure_fails_fast(tmp_path: Path) -> None:
+    cmd = _serve(tmp_path, {"PROD_SVC_FAIL_STARTUP": "1"})
+    try:
+        code = cmd.wait_exit()
+        log = cmd.log()
+        assert code != 0, log
+        assert "PROD_SVC_FAIL_STARTUP is set" in log
+        assert "API worker api:" in log and "failed to start" in log
+        assert cmd.seen_pids, "no child process was seen"
+        assert not [pid for pid in cmd.seen_pids if alive(pid)]
+    finally:
+        cmd.close()
+
+
+def test_children_stop_when_the_supervisor_is_killed(tmp_path: Path) -> None:
+    cmd = _serve(tmp_path, {})
+    try:
+        cmd.wait_ready()
+        pids = cmd.children()
+        assert len(pids) == 4, pids
+        cmd.process.kill()  # no chance to clean up: the children must notice by themselves
+        cmd.process.wait(timeout=10)
+        deadline = time.monotonic() + 60
+        while [pid for pid in pids if alive(pid)] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        left = {pid: Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")[:300]
+                for pid in pids if alive(pid)}
+        assert not left, f"{left}\n{cmd.log()[-3000:]}"
     finally:
         cmd.close()
