@@ -117,6 +117,8 @@ class Supervisor:
     async def start(self) -> None:
         """Run dir, runner workers, the shared socket and the API workers."""
         service = await asyncio.to_thread(self._load_service)
+        self.sock = bind_socket(self.host, self.port, self.backlog)  # port taken: fail first
+        self.port = self.sock.getsockname()[1]
         self.run_dir = Path(tempfile.mkdtemp(prefix="bentolite-"))
         prometheus_dir = self.run_dir / "prometheus"
         prometheus_dir.mkdir()
@@ -125,8 +127,6 @@ class Supervisor:
         starting = [await self._start_group(runner, prometheus_dir, runner_map)
                     for runner in service.runners
                     if not runner.embedded and runner.name not in self.remote_runners]
-        self.sock = bind_socket(self.host, self.port, self.backlog)
-        self.port = self.sock.getsockname()[1]
         for index in range(self.api_worker_count):
             await self._start_api_worker(index, runner_map, config_path, prometheus_dir)
         # Runners load while the API workers already answer /readyz (503 naming them).
