@@ -143,9 +143,6 @@ class Supervisor:
             for task in starting:
                 task.cancel()
             await asyncio.gather(*starting, return_exceptions=True)
-        # From now on a restarted API worker takes traffic only once its runners answer.
-        for proc in self.api_workers:
-            proc.argv.append("--listen-when-ready")
 
     def _load_service(self) -> Service:
         from ..service.loader import load

@@ -104,10 +104,26 @@ def test_production_serving_lifecycle(tmp_path: Path) -> None:
                           "a call after the restart", cmd)
             assert reply.json() == [i + 1]
         assert not alive(victim)
+
+        # 4. SIGKILL an API worker: it restarts (logged) and serves again; the other serves
+        # meanwhile.
+        api_victim = cmd.post_json("/slow", 0).json()["api_worker_pid"]
+        assert api_victim in cmd.children()
+        os.kill(api_victim, signal.SIGKILL)
+        _wait(lambda: re.search(rf"api:\d \(pid {api_victim}\) exited with signal SIGKILL",
+                                cmd.log()), "the API worker crash log line", cmd)
+        assert cmd.post_json("/add", [5]).json() == [6]
+        _wait(lambda: len(cmd.children() - {api_victim}) == 4, "the API worker restart", cmd)
+        new_api = {p for p in cmd.children() if p not in children and p != api_victim}
+        assert len(new_api) == 2, new_api  # the restarted runner worker and API worker
+        # the restarted API worker takes connections once its runner is connected
+        _wait(lambda: cmd.log().count("Serving 'prod_svc'") == 3, "the new API worker", cmd)
+        _wait(lambda: cmd.post_json("/slow", 0).json()["api_worker_pid"] in new_api,
+              "a request served by the restarted API worker", cmd)
         pids = cmd.children()
         assert len(pids) == 4, pids  # 2 API workers + 2 runner workers (2 CPUs)
 
-        # 4. SIGTERM with requests in flight: they complete; every child exits; run dir gone.
+        # 5. SIGTERM with requests in flight: they complete; every child exits; run dir gone.
         run_dirs = set(re.findall(r"ready on (/\S+?)/runners/", cmd.log()))
         assert len(run_dirs) == 1 and all(Path(d).is_dir() for d in run_dirs), run_dirs
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
