@@ -1,0 +1,189 @@
+"""The framed protocol of the local hop (API worker -> runner worker over a Unix socket).
+
+A frame is ``header | buffer lengths | meta | buffers``:
+
+* header ``!IBQIH``: length of the rest of the frame, kind, request id, meta length,
+  number of buffers;
+* one ``!Q`` length per buffer;
+* ``meta``: a small JSON object (method name, error details, and ``trace``: an optional
+  W3C trace-context dict such as ``{"traceparent": "..."}``);
+* the buffers: the main pickle and its out-of-band buffers (see ``container``).
+
+Many calls share one connection; replies carry the request id of their call.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import struct
+from typing import Any, Callable, Sequence
+
+__all__ = [
+    "CALL", "RESULT", "ERROR", "CANCEL", "PING", "PONG",
+    "Frame", "FrameProtocol", "pack_frame", "write_frame", "parse_frame",
+    "error_meta", "error_from_meta",
+]
+
+CALL, RESULT, ERROR, CANCEL, PING, PONG = 1, 2, 3, 4, 5, 6
+
+_HEADER = struct.Struct("!IBQIH")
+_PREFIX = struct.Struct("!I")
+_BIG_FRAME = 64 * 1024
+#: Frames larger than this are refused (protects a worker from a garbage length prefix).
+MAX_FRAME_BYTES = 4 * 1024 * 1024 * 1024 - 1
+
+
+class Frame:
+    __slots__ = ("kind", "request_id", "meta", "buffers")
+
+    def __init__(self, kind: int, request_id: int, meta: dict[str, Any], buffers: list[Any]):
+        self.kind = kind
+        self.request_id = request_id
+        self.meta = meta
+        self.buffers = buffers
+
+
+def pack_frame(
+    kind: int, request_id: int, meta: dict[str, Any] | None = None,
+    buffers: Sequence[Any] = (),
+) -> list[Any]:
+    """The pieces of one frame, ready for ``transport.writelines``."""
+    meta_bytes = _encode_meta(meta) if meta else b""
+    sizes = [len(b) if isinstance(b, bytes) else memoryview(b).nbytes for b in buffers]
+    lengths = struct.pack(f"!{len(sizes)}Q", *sizes)
+    rest = _HEADER.size - _PREFIX.size + len(lengths) + len(meta_bytes) + sum(sizes)
+    if rest > MAX_FRAME_BYTES:
+        raise ValueError(f"a runner call payload of {rest} bytes exceeds the 4 GiB frame limit")
+    header = _HEADER.pack(rest, kind, request_id, len(meta_bytes), len(sizes))
+    return [header + lengths + meta_bytes, *buffers]
+
+
+_meta_cache: dict[Any, bytes] = {}
+_meta_parsed: dict[bytes, dict[str, Any]] = {}
+
+
+def _encode_meta(meta: dict[str, Any]) -> bytes:
+    if len(meta) == 1 and "m" in meta:  # the common CALL meta: cache per method name
+        cached = _meta_cache.get(meta["m"])
+        if cached is None:
+            cached = _meta_cache[meta["m"]] = json.dumps(meta, separators=(",", ":")).encode()
+        return cached
+    return json.dumps(meta, separators=(",", ":")).encode()
+
+
+def _decode_meta(raw: bytes) -> dict[str, Any]:
+    cached = _meta_parsed.get(raw)
+    if cached is not None:
+        return cached
+    meta = json.loads(raw)
+    if len(raw) < 80 and len(_meta_parsed) < 1024 and list(meta) == ["m"]:
+        _meta_parsed[raw] = meta  # read-only use: callers never mutate meta
+    return meta
+
+
+def write_frame(transport: asyncio.BaseTransport, pieces: list[Any]) -> None:
+    """Write a frame; small frames go as one write, large buffers without joining."""
+    if len(pieces) == 1:
+        transport.write(pieces[0])  # type: ignore[attr-defined]
+    elif sum(len(p) if isinstance(p, bytes) else memoryview(p).nbytes for p in pieces) \
+            <= _BIG_FRAME:
+        transport.write(b"".join(pieces))  # type: ignore[attr-defined]
+    else:
+        for piece in pieces:
+            transport.write(piece)  # type: ignore[attr-defined]
+
+
+class FrameProtocol(asyncio.Protocol):
+    """Parses frames off a stream and hands each to ``on_frame``."""
+
+    def __init__(self, on_frame: Callable[[Frame], None]) -> None:
+        self._on_frame = on_frame
+        self._buf = bytearray()
+        self._out: list[Any] = []
+        self._flush_scheduled = False
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        buf = self._buf
+        buf += data
+        while len(buf) >= _HEADER.size:
+            (rest,) = _PREFIX.unpack_from(buf, 0)
+            end = _PREFIX.size + rest
+            if len(buf) < end:
+                return
+            frame_bytes = buf[:end]  # a bytearray copy: buffers decoded from it are writable
+            del buf[:end]
+            self._on_frame(parse_frame(frame_bytes))
+
+    def send(self, pieces: list[Any]) -> None:
+        """Queue a frame; frames queued in one loop iteration go out in one write."""
+        if self.transport is None or self.transport.is_closing():
+            return
+        if len(pieces) > 1 and sum(memoryview(p).nbytes for p in pieces) > _BIG_FRAME:
+            self._flush()
+            write_frame(self.transport, pieces)  # big buffers: no join, no copy
+            return
+        self._out.extend(pieces)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if not self._out:
+            return
+        out, self._out = self._out, []
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+
+
+def parse_frame(data: bytearray) -> Frame:
+    """Parse one whole frame (length prefix included)."""
+    _, kind, request_id, meta_len, n_buffers = _HEADER.unpack_from(data, 0)
+    pos = _HEADER.size
+    sizes = struct.unpack_from(f"!{n_buffers}Q", data, pos)
+    pos += 8 * n_buffers
+    meta = _decode_meta(bytes(data[pos:pos + meta_len])) if meta_len else {}
+    pos += meta_len
+    view = memoryview(data)
+    buffers = []
+    for size in sizes:
+        buffers.append(view[pos:pos + size])
+        pos += size
+    return Frame(kind, request_id, meta, buffers)
+
+
+# --- errors across the hop -----------------------------------------------------------
+
+def error_meta(exc: BaseException) -> dict[str, Any]:
+    """The meta of an ERROR frame: type, module and message of ``exc``."""
+    cls = type(exc)
+    meta: dict[str, Any] = {
+        "type": cls.__name__,
+        "module": cls.__module__,
+        "message": getattr(exc, "message", None) or str(exc),
+    }
+    field = getattr(exc, "field", None)
+    if isinstance(field, str):
+        meta["field"] = field
+    return meta
+
+
+def error_from_meta(meta: dict[str, Any], runner_name: str) -> BaseException:
+    """Rebuild an error: bentolite exceptions as their own class, others as RemoteException."""
+    from .. import exceptions
+
+    type_name = str(meta.get("type", "Exception"))
+    message = str(meta.get("message", ""))
+    if meta.get("module") == exceptions.__name__ and type_name in exceptions.__all__:
+        cls = getattr(exceptions, type_name)
+        if cls is exceptions.RemoteException:
+            return cls(message, remote_type=type_name)
+        if issubclass(cls, exceptions.BentoMLException):
+            return cls(message, field=meta.get("field"))
+        return cls(message)
+    return exceptions.RemoteException(
+        f"runner {runner_name!r} raised {type_name}: {message}", remote_type=type_name)

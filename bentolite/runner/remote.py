@@ -1,0 +1,363 @@
+"""Client handle: calls a runner's worker processes over their Unix sockets (framed protocol).
+
+Each worker gets one multiplexed connection, opened lazily and re-opened after the worker
+restarts. Calls go to the worker with the fewest outstanding requests.
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+from typing import TYPE_CHECKING, Any
+
+from ..exceptions import GatewayTimeout, ServiceUnavailable, StateException
+from .container import decode_payload, encode_payload
+from .handle import RunnerHandle
+from .protocol import (
+    CALL, CANCEL, PING, RESULT, PONG, Frame, FrameProtocol, error_from_meta, pack_frame,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .runner import Runner, RunnerMethod
+
+__all__ = ["RemoteRunnerHandle", "HttpRunnerHandle", "handle_class_for", "ping_worker"]
+
+
+def _socket_path(address: str) -> str:
+    for prefix in ("unix://", "file://"):
+        if address.startswith(prefix):
+            return address[len(prefix):]
+    return address
+
+
+class _Connection(FrameProtocol):
+    def __init__(self, label: str) -> None:
+        super().__init__(self._on_frame)
+        self.label = label
+        self.pending: dict[int, asyncio.Future[Frame]] = {}
+        self.closed = False
+        self._ids = itertools.count(1)
+
+    def next_id(self) -> int:
+        return next(self._ids)
+
+    def _on_frame(self, frame: Frame) -> None:
+        fut = self.pending.pop(frame.request_id, None)
+        if fut is not None and not fut.done():
+            fut.set_result(frame)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        pending, self.pending = self.pending, {}
+        for fut in pending.values():
+            if not fut.done():
+                fut.set_exception(ServiceUnavailable(
+                    f"{self.label} disconnected before answering (the worker exited or was "
+                    "restarted); retry the request"))
+
+
+class _Worker:
+    __slots__ = ("address", "index", "conn", "connecting", "waiting")
+
+    def __init__(self, address: str, index: int) -> None:
+        self.address = address
+        self.index = index
+        self.conn: _Connection | None = None
+        self.connecting: asyncio.Future[_Connection] | None = None
+        self.waiting = 0  # calls waiting for this worker's connection to open
+
+    @property
+    def outstanding(self) -> int:
+        pending = len(self.conn.pending) if self.conn is not None and not self.conn.closed else 0
+        return pending + self.waiting
+
+
+async def _open(address: str, label: str) -> _Connection:
+    loop = asyncio.get_running_loop()
+    _, conn = await loop.create_unix_connection(lambda: _Connection(label), _socket_path(address))
+    return conn
+
+
+async def ping_worker(address: str, timeout_s: float = 1.0) -> bool:
+    """Whether a runner worker answers on ``address`` within ``timeout_s``."""
+    try:
+        conn = await asyncio.wait_for(_open(address, address), timeout_s)
+    except (OSError, asyncio.TimeoutError):
+        return False
+    try:
+        fut: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
+        rid = conn.next_id()
+        conn.pending[rid] = fut
+        conn.send(pack_frame(PING, rid))
+        frame = await asyncio.wait_for(fut, timeout_s)
+        return frame.kind == PONG
+    except (OSError, asyncio.TimeoutError, ServiceUnavailable):
+        return False
+    finally:
+        if conn.transport is not None:
+            conn.transport.close()
+
+
+class RemoteRunnerHandle(RunnerHandle):
+    """Calls runner workers at ``addresses`` (Unix socket paths).
+
+    Bound to the event loop running when it is created (the API worker's loop); created with
+    no loop running, it starts a private loop thread. Sync ``run`` works from any thread
+    other than the loop's own.
+    """
+
+    def __init__(self, runner: Runner, addresses: list[str], *,
+                 timeout_s: float | None = None) -> None:
+        self._runner = runner
+        self._workers = [_Worker(a, i) for i, a in enumerate(addresses)]
+        self._timeout_s = float(timeout_s if timeout_s is not None
+                                else runner.config.traffic.timeout)
+        self._thread: threading.Thread | None = None
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = asyncio.new_event_loop()
+            self._thread = threading.Thread(
+                target=self._loop.run_forever, name=f"runner-client-{runner.name}", daemon=True)
+            self._thread.start()
+
+    # --- calls ----------------------------------------------------------------------
+
+    async def _connection(self, worker: _Worker) -> _Connection:
+        if worker.conn is not None and not worker.conn.closed:
+            return worker.conn
+        if worker.connecting is None:
+            label = f"runner {self._runner.name!r} worker {worker.index}"
+            worker.connecting = asyncio.ensure_future(_open(worker.address, label))
+        worker.waiting += 1
+        try:
+            worker.conn = await asyncio.shield(worker.connecting)
+        finally:
+            worker.waiting -= 1
+            if worker.connecting is not None and worker.connecting.done():
+                worker.connecting = None
+        return worker.conn
+
+    async def _pick(self) -> _Connection:
+        errors = []
+        for worker in sorted(self._workers, key=lambda w: w.outstanding):
+            try:
+                return await self._connection(worker)
+            except OSError as e:
+                errors.append(f"worker {worker.index}: {e.strerror or e}")
+        raise ServiceUnavailable(
+            f"runner {self._runner.name!r} has no reachable worker ({'; '.join(errors)}); "
+            "it may be restarting, retry shortly")
+
+    async def call(self, method_name: str, args: tuple[Any, ...], kwargs: dict[str, Any],
+                   trace: dict[str, str] | None = None) -> Any:
+        """Call ``method_name`` on a worker; ``trace`` is an optional W3C trace-context dict."""
+        conn = await self._pick()
+        rid = conn.next_id()
+        fut: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
+        meta: dict[str, Any] = {"m": method_name}
+        if trace:
+            meta["trace"] = trace
+        conn.pending[rid] = fut
+        conn.send(pack_frame(CALL, rid, meta, encode_payload((args, kwargs))))
+        try:
+            frame = await asyncio.wait_for(fut, self._timeout_s)
+        except asyncio.TimeoutError:
+            conn.pending.pop(rid, None)
+            conn.send(pack_frame(CANCEL, rid))
+            name = self._runner.name
+            raise GatewayTimeout(
+                f"runner {name!r} did not answer {method_name} within {self._timeout_s:g} s; "
+                f"raise runners.traffic.timeout (or runners.{name}.traffic.timeout)") from None
+        except asyncio.CancelledError:
+            if conn.pending.pop(rid, None) is not None:
+                conn.send(pack_frame(CANCEL, rid))
+            raise
+        if frame.kind == RESULT:
+            return decode_payload(frame.buffers)
+        raise error_from_meta(frame.meta, self._runner.name)
+
+    async def async_run_method(self, method: RunnerMethod, args: tuple[Any, ...],
+                               kwargs: dict[str, Any]) -> Any:
+        coro = self.call(method.name, args, kwargs)
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:  # pragma: no cover - async_run always runs in a loop
+            running = None
+        if running is self._loop:
+            return await coro
+        self._check_loop(coro)
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._loop))
+
+    def run_method(self, method: RunnerMethod, args: tuple[Any, ...],
+                   kwargs: dict[str, Any]) -> Any:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            raise StateException(
+                f"{self._runner.name}.{method.name}.run() was called inside a running event "
+                f"loop, where it would block it; use `await runner.async_run(...)` (or "
+                f"`await {self._runner.name}.{method.name}.async_run(...)`) instead")
+        coro = self.call(method.name, args, kwargs)
+        self._check_loop(coro)
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def _check_loop(self, coro: Any) -> None:
+        if self._loop.is_closed() or not self._loop.is_running():
+            coro.close()
+            raise StateException(
+                f"runner {self._runner.name!r}: the event loop its client was created on is "
+                "no longer running; call init_client() again from the loop that serves requests")
+
+    async def is_ready(self, timeout: float) -> bool:
+        async def probe() -> bool:
+            results = await asyncio.gather(
+                *(ping_worker(w.address, timeout) for w in self._workers))
+            return any(results)
+
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:  # pragma: no cover
+            running = None
+        if running is self._loop or self._thread is None:
+            return await probe()
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(probe(), self._loop))
+
+    async def aclose(self) -> None:
+        """Close every connection (on the handle's loop) and let the transports finish."""
+        for worker in self._workers:
+            conn, worker.conn = worker.conn, None
+            if conn is not None and conn.transport is not None:
+                conn.transport.close()
+        await asyncio.sleep(0)  # transports close in a callback of the next loop iteration
+
+    def close(self) -> None:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if self._loop.is_closed():
+            return
+        if running is self._loop:
+            running.create_task(self.aclose())
+        elif self._loop.is_running():
+            future = asyncio.run_coroutine_threadsafe(self.aclose(), self._loop)
+            try:
+                future.result(timeout=5)
+            except Exception:  # noqa: BLE001 - closing is best effort
+                pass
+        else:
+            self._loop.run_until_complete(self.aclose())
+        if self._thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=5)
+            self._loop.close()
+
+
+class HttpRunnerHandle(RemoteRunnerHandle):
+    """Calls runner servers over HTTP (``tcp://host:port`` addresses, split deployments).
+
+    Sends the shared secret ``runners.auth_token`` as ``Authorization: Bearer <token>``.
+    """
+
+    def __init__(self, runner: Runner, addresses: list[str], *,
+                 timeout_s: float | None = None) -> None:
+        super().__init__(runner, addresses, timeout_s=timeout_s)
+        self._urls = [_http_url(a) for a in addresses]
+        self._outstanding = [0] * len(addresses)
+        self._session: Any = None
+        token = runner.config.auth_token
+        self._headers = {"Content-Type": "application/vnd.bentolite.frame"}
+        if token:
+            self._headers["Authorization"] = f"Bearer {token}"
+
+    def _client(self) -> Any:
+        if self._session is None:
+            import aiohttp
+
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self._timeout_s))
+        return self._session
+
+    async def call(self, method_name: str, args: tuple[Any, ...], kwargs: dict[str, Any],
+                   trace: dict[str, str] | None = None) -> Any:
+        import aiohttp
+
+        from .protocol import parse_frame
+
+        index = min(range(len(self._urls)), key=self._outstanding.__getitem__)
+        meta: dict[str, Any] = {"m": method_name}
+        if trace:
+            meta["trace"] = trace
+        body = b"".join(bytes(p) for p in pack_frame(CALL, 1, meta,
+                                                      encode_payload((args, kwargs))))
+        name = self._runner.name
+        self._outstanding[index] += 1
+        try:
+            async with self._client().post(f"{self._urls[index]}/call/{method_name}",
+                                           data=body, headers=self._headers) as response:
+                data = bytearray(await response.read())
+                status = response.status
+        except asyncio.TimeoutError:
+            raise GatewayTimeout(
+                f"runner {name!r} did not answer {method_name} within {self._timeout_s:g} s; "
+                f"raise runners.traffic.timeout (or runners.{name}.traffic.timeout)") from None
+        except aiohttp.ClientError as e:
+            raise ServiceUnavailable(
+                f"runner {name!r} server {self._urls[index]} is unreachable: {e}") from None
+        finally:
+            self._outstanding[index] -= 1
+        if status == 401:
+            from ..exceptions import Unauthorized
+
+            raise Unauthorized(
+                f"runner {name!r} server refused the call: missing or wrong auth token "
+                f"(set the same runners.auth_token on both sides)")
+        frame = parse_frame(data)
+        if frame.kind == RESULT:
+            return decode_payload(frame.buffers)
+        raise error_from_meta(frame.meta, name)
+
+    async def is_ready(self, timeout: float) -> bool:
+        async def probe() -> bool:
+            import aiohttp
+
+            for url in self._urls:
+                try:
+                    async with self._client().get(
+                            f"{url}/readyz", timeout=aiohttp.ClientTimeout(total=timeout)) as r:
+                        if r.status == 200:
+                            return True
+                except (aiohttp.ClientError, asyncio.TimeoutError):
+                    continue
+            return False
+
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:  # pragma: no cover
+            running = None
+        if running is self._loop:
+            return await probe()
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(probe(), self._loop))
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+
+def _http_url(address: str) -> str:
+    for prefix in ("tcp://", "http://"):
+        if address.startswith(prefix):
+            return "http://" + address[len(prefix):].rstrip("/")
+    raise ValueError(f"runner server address {address!r} must look like tcp://host:port")
+
+
+def handle_class_for(addresses: list[str]) -> type[RemoteRunnerHandle]:
+    """HTTP for ``tcp://``/``http://`` addresses, the framed Unix-socket protocol otherwise."""
+    remote = [a.startswith(("tcp://", "http://")) for a in addresses]
+    if any(remote) and not all(remote):
+        raise ValueError(f"runner addresses mix TCP and Unix sockets: {addresses}")
+    return HttpRunnerHandle if all(remote) else RemoteRunnerHandle

@@ -1,0 +1,134 @@
+"""API worker process entry point, started by the production supervisor.
+
+``python -m bentolite.server.api_worker --target MOD:ATTR --fd N --runner-map JSON`` loads the
+service, connects each runner to its runner-worker sockets with ``runner.init_client(...)``
+and serves the API app on the inherited listening socket ``N``.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+from typing import Any
+
+from .app import API_THREAD_PREFIX
+
+__all__ = ["main", "run_worker", "run_server", "remote_runner_init"]
+
+logger = logging.getLogger("bentolite.server")
+
+
+def remote_runner_init(runner_map: dict[str, Any], ready_timeout_s: float = 60.0) -> Any:
+    """A ``RunnerInit`` connecting each runner to the worker sockets named in ``runner_map``."""
+
+    async def connect(runner: Any) -> None:
+        addresses = runner_map[runner.name]
+        await _maybe(runner.init_client([addresses] if isinstance(addresses, str) else addresses))
+        deadline = time.monotonic() + ready_timeout_s
+        while not await runner.runner_handle_is_ready(1.0):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"runner {runner.name!r} not ready after {ready_timeout_s:g} s")
+            await asyncio.sleep(0.2)
+
+    def init(runner: Any) -> Any:
+        # Called in the API thread pool. The remote handle must be created on the event
+        # loop (it binds to it), so hand back a coroutine for the loop to await.
+        if runner.name not in runner_map:  # not started by the supervisor: run it here
+            runner.init_local(quiet=True)
+            return None
+        return connect(runner)
+
+    return init
+
+
+async def _maybe(value: Any) -> Any:
+    import inspect
+
+    return await value if inspect.isawaitable(value) else value
+
+
+def run_worker(target: str, *, fd: int | None, host: str | None, port: int | None,
+               runner_map: dict[str, Any], working_dir: str | None = None,
+               config_path: str | None = None, development: bool = False) -> None:
+    """Load ``target`` and serve it until SIGTERM; runners local in development mode."""
+    from ..config import load_config
+    from ..service.loader import load
+    from .app import build_app, init_runners_locally, serve_app
+
+    config = load_config(config_path) if config_path else load_config()
+    service = load(target, working_dir)
+    runner_init = init_runners_locally if development else remote_runner_init(runner_map)
+    app = build_app(service, config=config, runner_init=runner_init)
+    sock = socket.socket(fileno=fd) if fd is not None else None
+    run_server(serve_app(app, host=host, port=port, sock=sock, config=config,
+                         listen_when_ready=not development))
+
+
+def run_server(coro: Any, *, grace_s: float = 2.0) -> None:
+    """Run a serving coroutine on uvloop; never let a stuck sync API call block the exit."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is in the lock file
+        asyncio.run(coro)
+    else:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(coro)
+    # Threads cannot be cancelled: a sync API function still running (e.g. after a 504)
+    # would keep the interpreter alive at exit, so wait a little, then leave without it.
+    stuck = [t for t in threading.enumerate() if t.name.startswith(API_THREAD_PREFIX)]
+    deadline = time.monotonic() + grace_s
+    for thread in stuck:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    stuck = [t for t in stuck if t.is_alive()]
+    if stuck:
+        logger.warning("exiting with %d API call(s) still running in threads", len(stuck))
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bentolite.server.api_worker")
+    parser.add_argument("--target", required=True, help="module:attr or file.py[:attr]")
+    parser.add_argument("--working-dir", default=None)
+    parser.add_argument("--fd", type=int, default=None, help="inherited listening socket")
+    parser.add_argument("--host", default=None)
+    parser.add_argument("--port", type=int, default=None)
+    parser.add_argument("--runner-map", default="{}",
+                        help="JSON {runner_name: [socket paths]} from the supervisor")
+    parser.add_argument("--config", default=None)
+    parser.add_argument("--worker-id", type=int, default=0)
+    parser.add_argument("--prometheus-dir", default=None)
+    parser.add_argument("--development", action="store_true")
+    args = parser.parse_args(argv)
+    if args.prometheus_dir:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = args.prometheus_dir
+    logging.basicConfig(level=logging.DEBUG if os.environ.get("BENTOLITE_DEBUG") else logging.INFO,
+                        format=f"%(asctime)s %(levelname)s [api:{args.worker_id}] %(name)s: %(message)s")
+    if args.fd is None and args.port is None:
+        parser.error("give --fd (inherited socket) or --port")
+    try:
+        run_worker(args.target, fd=args.fd, host=args.host, port=args.port,
+                   runner_map=json.loads(args.runner_map), working_dir=args.working_dir,
+                   config_path=args.config, development=args.development)
+    except Exception as exc:  # noqa: BLE001 - one clear line and a non-zero exit for the supervisor
+        if os.environ.get("BENTOLITE_DEBUG"):
+            raise
+        logger.error("API worker failed: %s: %s", type(exc).__name__, getattr(exc, "message", exc) or exc)
+        sys.exit(1)
+    finally:
+        if args.prometheus_dir:
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(os.getpid())  # drop this worker's live gauges
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+"""Runnables and runners the runner tests start in real worker processes.
+
+Imported by the tests and, by ``tests.runner.runner_targets:NAME``, by the worker processes.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Any
+
+import numpy as np
+
+import bentolite
+from bentolite.exceptions import BadInput
+
+
+class RowModel(bentolite.Runnable):
+    """Batchable: returns each input row tagged with the batch size it ran in."""
+
+    SUPPORTED_RESOURCES = ("cpu",)
+    SUPPORTS_CPU_MULTI_THREADING = False
+
+    def __init__(self, delay_s: float = 0.0) -> None:
+        self.delay_s = delay_s
+        self.batch_sizes: list[int] = []
+        self.seen: list[float] = []
+
+    @bentolite.Runnable.method(batchable=True)
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        self.batch_sizes.append(len(x))
+        self.seen.extend(x[:, 0].tolist())
+        return np.column_stack([x[:, 0], np.full(len(x), len(x), dtype=x.dtype)])
+
+    @bentolite.Runnable.method(batchable=True)
+    def pair(self, x: list[Any]) -> tuple[list[Any], list[int]]:
+        return [v * 2 for v in x], [len(x)] * len(x)
+
+    @bentolite.Runnable.method(batchable=True)
+    def broken(self, x: list[Any]) -> list[Any]:
+        return x[:-1]
+
+    @bentolite.Runnable.method
+    def single(self, x: Any) -> dict[str, Any]:
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        self.batch_sizes.append(-1)
+        return {"x": x, "pid": os.getpid(), "thread": threading.current_thread().name}
+
+    @bentolite.Runnable.method
+    def fail(self, kind: str) -> None:
+        if kind == "bad_input":
+            raise BadInput("field x must be positive", field="x")
+        if kind == "value":
+            raise ValueError("x must be positive")
+        if kind == "exit":
+            os._exit(17)
+        raise KeyError(kind)
+
+    @bentolite.Runnable.method
+    def nap(self, seconds: float) -> float:
+        self.batch_sizes.append(-2)
+        time.sleep(seconds)
+        return seconds
+
+    @bentolite.Runnable.method
+    def history(self) -> dict[str, list[Any]]:
+        return {"batch_sizes": list(self.batch_sizes), "seen": list(self.seen)}
+
+    @bentolite.Runnable.method
+    def env(self, names: list[str]) -> dict[str, Any]:
+        return {n: os.environ.get(n) for n in names}
+
+
+class Broken(bentolite.Runnable):
+    SUPPORTED_RESOURCES = ("cpu",)
+    SUPPORTS_CPU_MULTI_THREADING = True
+
+    def __init__(self) -> None:
+        raise RuntimeError("model weights are missing: /nowhere/weights.bin")
+
+    @bentolite.Runnable.method
+    def __call__(self, x: Any) -> Any:
+        return x
+
+
+class Echo(bentolite.Runnable):
+    SUPPORTED_RESOURCES = ("cpu",)
+    SUPPORTS_CPU_MULTI_THREADING = True
+
+    @bentolite.Runnable.method
+    def __call__(self, x: Any) -> Any:
+        return x
+
+
+row_runner = bentolite.Runner(RowModel, name="rows")
+slow_runner = bentolite.Runner(
+    RowModel, name="slow", runnable_init_params={"delay_s": 0.3},
+    method_configs={"predict": {"max_latency_ms": 150}, "single": {"max_latency_ms": 150}})
+broken_runner = bentolite.Runner(Broken, name="broken")
+echo_runner = bentolite.Runner(Echo, name="echo")
+
+
+class FakeService:
+    """Stands in for a Service: anything with a ``runners`` list."""
+
+    runners = [row_runner, slow_runner, broken_runner, echo_runner]
+
+
+svc = FakeService()

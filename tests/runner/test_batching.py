@@ -1,0 +1,177 @@
+"""AdaptiveBatcher in-process: FIFO, item-counted batches, bounds, deadlines, cancellation."""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from bentolite.exceptions import ServiceUnavailable
+from bentolite.runner.batching import AdaptiveBatcher, BatchLimits, CostModel
+
+
+class Model:
+    """A batch callback that records each batch and takes ``delay_s`` per batch."""
+
+    def __init__(self, delay_s: float = 0.01) -> None:
+        self.delay_s = delay_s
+        self.batches: list[list[Any]] = []
+
+    async def __call__(self, payloads: list[Any]) -> list[Any]:
+        self.batches.append(list(payloads))
+        await asyncio.sleep(self.delay_s)
+        return [("done", p) for p in payloads]
+
+
+def make(model: Model, **limits: Any) -> AdaptiveBatcher:
+    return AdaptiveBatcher(model, runner_name="r", method_name="m", limits=BatchLimits(**limits))
+
+
+def test_fifo_order_and_item_counted_batches() -> None:
+    async def main() -> None:
+        model = Model()
+        batcher = make(model, max_batch_size=5)
+        sizes = [1, 2, 3, 1, 4, 2, 2, 1, 5, 1]
+        calls = [batcher.submit(i, items=n) for i, n in enumerate(sizes)]
+        results = await asyncio.gather(*calls)
+        assert results == [("done", i) for i in range(len(sizes))]
+        flat = [p for batch in model.batches for p in batch]
+        assert flat == list(range(len(sizes)))  # served in arrival order
+        for batch in model.batches:
+            assert sum(sizes[i] for i in batch) <= 5
+        assert any(len(b) > 1 for b in model.batches)
+        await batcher.close()
+
+    asyncio.run(main())
+
+
+def test_oversized_request_runs_alone() -> None:
+    async def main() -> None:
+        model = Model()
+        batcher = make(model, max_batch_size=4)
+        results = await asyncio.gather(batcher.submit("a", 1), batcher.submit("big", 9),
+                                       batcher.submit("c", 1))
+        assert results == [("done", "a"), ("done", "big"), ("done", "c")]
+        assert ["big"] in model.batches
+        await batcher.close()
+
+    asyncio.run(main())
+
+
+def test_non_batchable_never_batches() -> None:
+    async def main() -> None:
+        model = Model()
+        batcher = make(model, batchable=False)
+        await asyncio.gather(*(batcher.submit(i) for i in range(20)))
+        assert [len(b) for b in model.batches] == [1] * 20
+        await batcher.close()
+
+    asyncio.run(main())
+
+
+def test_different_keys_never_share_a_batch() -> None:
+    async def main() -> None:
+        model = Model()
+        batcher = make(model)
+        await asyncio.gather(*(batcher.submit(i, 1, key=i % 2) for i in range(10)))
+        for batch in model.batches:
+            assert len({i % 2 for i in batch}) == 1
+        await batcher.close()
+
+    asyncio.run(main())
+
+
+def test_full_queue_is_refused_with_the_setting_named() -> None:
+    async def main() -> None:
+        model = Model(delay_s=0.05)
+        batcher = make(model, max_queue_size=3, max_batch_size=1)
+        tasks = [asyncio.ensure_future(batcher.submit("first"))]
+        await asyncio.sleep(0.01)  # the model takes the first
+        tasks += [asyncio.ensure_future(batcher.submit(i)) for i in range(3)]
+        await asyncio.sleep(0)  # three wait
+        assert batcher.queue_length == 3
+        with pytest.raises(ServiceUnavailable) as info:
+            await batcher.submit("extra")
+        assert "max_queue_size" in info.value.message
+        assert info.value.error_code == 503
+        await asyncio.gather(*tasks)
+        await batcher.close()
+
+    asyncio.run(main())
+
+
+def test_request_that_cannot_meet_its_deadline_fails_fast() -> None:
+    async def main() -> None:
+        model = Model(delay_s=0.3)
+        batcher = make(model, max_latency_ms=50, max_batch_size=1)
+        first = asyncio.ensure_future(batcher.submit("first"))
+        await asyncio.sleep(0)
+        second = asyncio.ensure_future(batcher.submit("second"))
+        done, _ = await asyncio.wait([second], timeout=0.25)
+        assert second in done, "the queued request should fail before the model frees"
+        with pytest.raises(ServiceUnavailable) as info:
+            second.result()
+        assert "max_latency_ms=50" in info.value.message
+        assert "runners.batching.max_latency_ms" in info.value.message
+        assert "runners.r.batching.max_latency_ms" in info.value.message
+        assert await first == ("done", "first")
+        assert all("second" not in b for b in model.batches)
+        await batcher.close()
+
+    asyncio.run(main())
+
+
+def test_cancelled_caller_leaves_the_queue() -> None:
+    async def main() -> None:
+        model = Model(delay_s=0.05)
+        batcher = make(model, max_batch_size=1)
+        first = asyncio.ensure_future(batcher.submit("first"))
+        await asyncio.sleep(0)
+        gone = asyncio.ensure_future(batcher.submit("gone"))
+        await asyncio.sleep(0)
+        assert batcher.queue_length == 1
+        gone.cancel()
+        await asyncio.sleep(0)
+        assert batcher.queue_length == 0
+        assert await first == ("done", "first")
+        assert await batcher.submit("after") == ("done", "after")
+        assert all("gone" not in b for b in model.batches)
+        await batcher.close()
+
+    asyncio.run(main())
+
+
+def test_batch_error_reaches_every_caller() -> None:
+    async def main() -> None:
+        async def failing(payloads: list[Any]) -> list[Any]:
+            raise ValueError("boom")
+
+        batcher = AdaptiveBatcher(failing, runner_name="r", method_name="m",
+                                  limits=BatchLimits())
+        results = await asyncio.gather(*(batcher.submit(i) for i in range(3)),
+                                       return_exceptions=True)
+        assert all(isinstance(r, ValueError) for r in results)
+        await batcher.close()
+
+    asyncio.run(main())
+
+
+def test_cost_model_learns_a_line() -> None:
+    model = CostModel()
+    for n in (1, 2, 4, 8, 16, 1, 4):
+        model.add(n, 0.005 + 0.0001 * n)
+    assert model.a == pytest.approx(0.005, rel=1e-6)
+    assert model.b == pytest.approx(0.0001, rel=1e-6)
+    assert model.estimate_s(10) == pytest.approx(0.006)
+
+
+def test_sequential_calls_run_one_at_a_time() -> None:
+    async def main() -> None:
+        model = Model(delay_s=0.001)
+        batcher = make(model)
+        for i in range(30):
+            await batcher.submit(i)
+        assert [len(b) for b in model.batches] == [1] * 30
+        await batcher.close()
+
+    asyncio.run(main())

@@ -1,0 +1,60 @@
+"""BentoML 1.1.11's own ``bentoml.client`` calls a bentolite server unchanged (when its venv exists)."""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from serve_helpers import Server
+
+
+def _bentoml_python() -> str | None:
+    if os.environ.get("BENTOML_PYTHON"):
+        return os.environ["BENTOML_PYTHON"]
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    venv_home = os.environ.get("BENTOLITE_VENV_HOME") or os.path.join(cache, "bentolite")
+    for venv in sorted(glob.glob(os.path.join(venv_home, "bench-bentoml-1.1.11-*"))):
+        if os.path.isfile(os.path.join(venv, ".complete")):
+            return os.path.join(venv, "bin", "python")
+    return None
+
+
+BENTOML_PYTHON = _bentoml_python()
+
+CLIENT_SIDE = """
+import json, sys
+import numpy as np
+import bentoml
+
+client = bentoml.client.Client.from_url(sys.argv[1])
+results = {
+    "echo_json": client.echo_json({"a": [1, None]}),
+    "echo_text": client.echo_text("hi"),
+    "double": client.double(np.array([1.0, 2.5], dtype="float32")).tolist(),
+    "runner_async": client.runner_async([1, 2]),
+    "form": client.form(name="ann", values=[1]),
+}
+try:
+    client.fails({})
+except bentoml.exceptions.BentoMLException as exc:
+    results["fails"] = str(exc)
+print("RESULT " + json.dumps(results))
+"""
+
+
+@pytest.mark.skipif(BENTOML_PYTHON is None, reason="BentoML 1.1.11 venv not found "
+                    "(make it with bench/bentoml_venv.sh or set BENTOML_PYTHON)")
+def test_bentoml_1_1_client_calls_bentolite(server: Server, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["BENTOML_HOME"] = str(tmp_path / "bentoml-home")
+    done = subprocess.run([BENTOML_PYTHON or "", "-c", CLIENT_SIDE, server.url], env=env,
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = next(l for l in done.stdout.splitlines() if l.startswith("RESULT "))
+    results = json.loads(line[len("RESULT "):])
+    assert results.pop("fails").startswith("Error making request: 500:")
+    assert results == {"echo_json": {"a": [1, None]}, "echo_text": "hi", "double": [2.0, 5.0],
+                       "runner_async": [2, 3], "form": {"name": "ann", "values": [1]}}
