@@ -36,7 +36,8 @@ def _default_api_workers(config: Any) -> int:
 
 _common_options = [
     click.option("--host", default=None, envvar="BENTOML_HOST",
-                 help="Bind address [default: api_server.http.host; 127.0.0.1 with --development]."),
+                 help="Bind address [default: api_server.http.host; "
+                      "127.0.0.1 with --development]."),
     click.option("-p", "--port", type=int, default=None, envvar="BENTOML_PORT",
                  help="[default: api_server.http.port]"),
     click.option("--timeout", type=float, default=None, envvar="BENTOML_TIMEOUT",
@@ -49,11 +50,13 @@ _common_options = [
 ]
 
 _production_options = [
-    click.option("--api-workers", type=int, default=None, envvar="BENTOML_API_WORKERS",
+    click.option("--api-workers", type=click.IntRange(min=1), default=None,
+                 envvar="BENTOML_API_WORKERS",
                  help="API worker processes [default: api_server.workers, else 1]."),
-    click.option("--backlog", type=int, default=None,
+    click.option("--backlog", type=click.IntRange(min=1), default=None,
                  help="Listen backlog [default: api_server.backlog]."),
-    click.option("--graceful-shutdown-timeout", type=float, default=30.0, show_default=True,
+    click.option("--graceful-shutdown-timeout", type=click.FloatRange(min=0), default=30.0,
+                 show_default=True,
                  help="Seconds in-flight requests get to finish after SIGTERM/SIGINT."),
 ]
 

@@ -346,6 +346,9 @@ class RunnerWorkerGroup:
                     f"{describe_exit(proc.last_returncode or 0)} during start-up:\n"
                     f"{proc.output_tail()}")
             if await ping_worker(address, 1.0):
+                # ready (callers may use it now): a crash from here on is restarted, even
+                # while other workers of the group are still loading
+                proc.restart = True
                 return
             if time.monotonic() > deadline:
                 raise RunnerStartError(

@@ -194,7 +194,11 @@ class Supervisor:
                 "--working-dir", self.working_dir, "--fd", str(fd),
                 "--runner-map", json.dumps(runner_map), "--config", config_path,
                 "--worker-id", str(index), "--prometheus-dir", str(prometheus_dir),
-                "--graceful-shutdown-timeout", str(self.graceful_shutdown_s), "--watch-parent"]
+                "--graceful-shutdown-timeout", str(self.graceful_shutdown_s), "--watch-parent",
+                # listen once the runner clients exist (instant: they do not wait for the
+                # runner workers), so no worker answers "runners still starting" after
+                # another has said ready
+                "--listen-when-ready"]
         env = dict(os.environ)
         env["BENTOLITE_CONFIG"] = config_path
         env[PARENT_PID_ENV] = str(os.getpid())

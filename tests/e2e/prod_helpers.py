@@ -88,7 +88,8 @@ class Command:
         raise AssertionError(f"not ready in {timeout_s}s:\n{self.log()}")
 
     def request(self, method: str, path: str, body: bytes | None = None,
-                headers: dict[str, str] | None = None, timeout_s: float = 30.0) -> tuple[int, bytes]:
+                headers: dict[str, str] | None = None,
+                timeout_s: float = 30.0) -> tuple[int, bytes]:
         req = urllib.request.Request(self.url + path, data=body, headers=headers or {},
                                      method=method)
         try:

@@ -4,7 +4,8 @@ fail to load, report its PID and sleep; plus a slow API for the shutdown-drain t
 Env knobs (read by the runner workers): ``PROD_SVC_INIT_S`` (seconds ``__init__`` sleeps),
 ``PROD_SVC_INIT_GATE`` (``__init__`` waits, at most 60 s, until this file exists: a slow load
 the test ends when it has seen ``/readyz`` say 503), ``PROD_SVC_FAIL_INIT`` (``__init__``
-raises when set), ``PROD_SVC_FAIL_STARTUP`` (the API workers' ``on_startup`` hook raises).
+raises when set), ``PROD_SVC_MARK_DIR`` (``nap`` leaves a file named with its PID there),
+``PROD_SVC_FAIL_STARTUP`` (the API workers' ``on_startup`` hook raises).
 """
 from __future__ import annotations
 
@@ -41,11 +42,15 @@ class Adder(bentolite.Runnable):
 
     @bentolite.Runnable.method(batchable=False)
     def nap(self, seconds: float) -> float:
+        marks = os.environ.get("PROD_SVC_MARK_DIR")
+        if marks:  # tells the test which worker is busy with a call right now
+            open(os.path.join(marks, f"nap-{os.getpid()}-{time.monotonic_ns()}"), "w").close()
         time.sleep(seconds)
         return seconds
 
 
-adder = bentolite.Runner(Adder, name="adder", max_batch_size=16, max_latency_ms=1000)
+adder = bentolite.Runner(Adder, name="adder", max_batch_size=16, max_latency_ms=1000,
+                         method_configs={"nap": {"max_latency_ms": 60_000}})
 svc = bentolite.Service("prod_svc", runners=[adder])
 
 

@@ -52,7 +52,9 @@ def _metric_total(text: str, name: str, endpoint: str) -> float:
 
 def test_production_serving_lifecycle(tmp_path: Path) -> None:
     gate = tmp_path / "let-the-model-load"
-    cmd = _serve(tmp_path, {"PROD_SVC_INIT_GATE": str(gate)})
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    cmd = _serve(tmp_path, {"PROD_SVC_INIT_GATE": str(gate), "PROD_SVC_MARK_DIR": str(marks)})
     try:
         # 1. While the runner loads, /readyz is 503 and names it.
         reply = _wait(lambda: _readyz(cmd), "an API worker to answer", cmd)
@@ -60,7 +62,11 @@ def test_production_serving_lifecycle(tmp_path: Path) -> None:
         assert reply.json()["runners_not_ready"] == ["adder"]
         assert cmd.post_json("/add", [1]).status == 503  # APIs too, until the runner is up
         gate.touch()
-        cmd.wait_ready()
+        cmd.wait_ready()  # one worker of the runner is ready...
+        # ...and the supervisor has seen every runner worker start (a worker that dies before
+        # that is a start-up failure, not a crash to restart)
+        _wait(lambda: "bentolite.supervisor: serving prod_svc:svc" in cmd.log(),
+              "the end of start-up", cmd)
 
         # 2. Requests succeed (concurrently, so the runner batches), on both API workers.
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
@@ -84,10 +90,7 @@ def test_production_serving_lifecycle(tmp_path: Path) -> None:
         assert victim in children
         with concurrent.futures.ThreadPoolExecutor(6) as pool:
             naps = [pool.submit(cmd.post_json, "/runner_nap", 3.0) for _ in range(6)]
-            _wait(lambda: _metric_total(cmd.get("/metrics").body.decode(),
-                                        "bentoml_api_server_request_in_progress",
-                                        "/runner_nap") >= 6, "the naps to be in flight", cmd)
-            time.sleep(0.3)  # the calls reach the runner workers
+            _wait(lambda: any(marks.glob(f"nap-{victim}-*")), "a nap on the victim", cmd)
             os.kill(victim, signal.SIGKILL)
             results = [f.result(timeout=60) for f in naps]
         statuses = sorted(r.status for r in results)
@@ -95,6 +98,7 @@ def test_production_serving_lifecycle(tmp_path: Path) -> None:
         failed = [r.json() for r in results if r.status == 503]
         assert failed, "no call was in flight on the killed worker"
         assert all("adder" in body["error"] for body in failed), failed
+        assert any("disconnected" in body["error"] for body in failed), failed
         _wait(lambda: re.search(rf"runner:adder:\d \(pid {victim}\) exited with signal SIGKILL",
                                 cmd.log()), "the crash log line", cmd)
         _wait(lambda: "restarting runner:adder" in cmd.log(), "the restart", cmd)
