@@ -3,11 +3,13 @@
 Complements tests/e2e/test_production.py (one runner SIGKILL, SIGTERM drain of API-only
 requests) with: repeated runner SIGKILLs under continuous HTTP load (restarts with doubling
 backoff, only calls in flight fail, no API worker hangs), a raising and a hanging runner method
-over HTTP, and SIGTERM with runner calls in flight leaving no process, socket or temp dir.
+over HTTP, SIGTERM with runner calls in flight leaving no process, socket or temp dir,
+abandoned requests, and an API worker SIGKILLed under load (only its connections fail).
 """
 from __future__ import annotations
 
 import concurrent.futures
+import http.client
 import json
 import os
 import re
@@ -230,4 +232,45 @@ def test_clients_that_disconnect_leave_nothing_in_flight(serve: Any) -> None:
     assert cmd.post_json("/nap", 0.0).json() == 0.0
     assert cmd.get("/readyz").status == 200
     assert "Traceback" not in cmd.log() and "exited with" not in cmd.log()
+    assert cmd.terminate() == 0, cmd.log()[-3000:]
+
+
+def test_api_worker_killed_under_load_is_replaced(serve: Any) -> None:
+    cmd = serve(api_workers=2)
+    api_workers = {pid for pid in cmd.children()
+                   if "bentolite.server.api_worker" in Path(f"/proc/{pid}/cmdline").read_bytes().decode()}
+    assert len(api_workers) == 2
+    victim = min(api_workers)
+    outcomes: list[str] = []
+    stop = threading.Event()
+
+    def client() -> None:
+        while not stop.is_set():
+            try:
+                status, body = cmd.request("POST", "/nap", b"0.02", {"Content-Type": "application/json"},
+                                           REQUEST_BOUND_S)
+                outcomes.append(str(status) if status == 200 else f"{status} {body[:200]!r}")
+            except (OSError, http.client.HTTPException) as e:  # a connection the killed worker held
+                outcomes.append(type(e).__name__)
+
+    with concurrent.futures.ThreadPoolExecutor(LOAD_CLIENTS) as pool:
+        clients = [pool.submit(client) for _ in range(LOAD_CLIENTS)]
+        try:
+            wait_for(lambda: len(outcomes) >= 20, "load to flow", cmd)
+            os.kill(victim, signal.SIGKILL)  # an API worker this test's server started
+            wait_for(lambda: re.search(rf"api:\d \(pid {victim}\) exited with signal SIGKILL", cmd.log()),
+                     "the crash log line", cmd)
+            wait_for(lambda: len({pid for pid in cmd.children() if pid != victim} - api_workers) >= 1,
+                     "a replacement API worker", cmd)
+            before = len(outcomes)
+            wait_for(lambda: len(outcomes) >= before + 40, "load after the restart", cmd)
+        finally:
+            stop.set()
+            for future in clients:
+                future.result(timeout=REQUEST_BOUND_S + 10)  # no client hung
+    assert outcomes.count("200") > 0.9 * len(outcomes), outcomes
+    assert set(outcomes) - {"200"} <= {"ConnectionResetError", "RemoteDisconnected", "URLError",
+                                       "BadStatusLine", "ConnectionRefusedError"}, set(outcomes)
+    assert len(outcomes) - outcomes.count("200") <= LOAD_CLIENTS
+    assert cmd.get("/readyz").status == 200
     assert cmd.terminate() == 0, cmd.log()[-3000:]
