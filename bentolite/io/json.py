@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import warnings
 from typing import Any, Dict, List, Union
 
@@ -11,9 +12,25 @@ import attrs
 from ..exceptions import BadInput, InternalServerError, InvalidArgument
 from .base import HTTPMessage, IODescriptor, join_field
 
-__all__ = ["JSON", "DefaultJsonEncoder", "JSONType"]
+__all__ = ["JSON", "DefaultJsonEncoder", "JSONType", "loads_finite"]
 
 JSONType = Union[str, Dict[str, Any], List[Any], int, float, bool, None]
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number {text[:40]} is out of range for a 64-bit float")
+    return value
+
+
+def loads_finite(body: bytes | str) -> Any:
+    """``json.loads`` that refuses NaN/Infinity and overflowing numbers (ValueError), as RFC 8259 JSON."""
+    return json.loads(body, parse_constant=_refuse_constant, parse_float=_finite_float)
 
 
 class DefaultJsonEncoder(json.JSONEncoder):
@@ -93,7 +110,7 @@ class JSON(IODescriptor[Any]):
         if not msg.body.strip() and self._pydantic_model is None:
             return None  # the encoding of None
         try:
-            obj = json.loads(msg.body)
+            obj = loads_finite(msg.body)
         except json.JSONDecodeError as exc:
             raise BadInput(
                 f"Invalid JSON input received: {exc.msg} at line {exc.lineno} column {exc.colno} (char {exc.pos})",
@@ -101,6 +118,8 @@ class JSON(IODescriptor[Any]):
             ) from None
         except UnicodeDecodeError as exc:
             raise BadInput(f"Invalid JSON input received: not UTF-8 text ({exc.reason})", field=field) from None
+        except ValueError as exc:  # NaN, Infinity, a number too large for a float
+            raise BadInput(f"Invalid JSON input received: {exc}", field=field) from None
         if self._pydantic_model is None:
             return obj
         return self._validate(obj, field)

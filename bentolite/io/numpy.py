@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from ..exceptions import BadInput, InvalidArgument, UnprocessableEntity
 from .base import HTTPMessage, IODescriptor
+from .json import loads_finite
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -123,7 +124,7 @@ class NumpyNdarray(IODescriptor["np.ndarray[Any, Any]"]):
         import numpy as np
 
         try:
-            obj = json.loads(msg.body)
+            obj = loads_finite(msg.body)
         except json.JSONDecodeError as exc:
             raise BadInput(
                 f"NumpyNdarray: invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno} (char {exc.pos})",
@@ -131,6 +132,8 @@ class NumpyNdarray(IODescriptor["np.ndarray[Any, Any]"]):
             ) from None
         except UnicodeDecodeError as exc:
             raise BadInput(f"NumpyNdarray: body is not UTF-8 JSON ({exc.reason})", field=field) from None
+        except ValueError as exc:  # NaN, Infinity, a number too large for a float
+            raise BadInput(f"NumpyNdarray: invalid JSON: {exc}", field=field) from None
         # Enforced: parse as sent so validate_array can refuse lossy casts (1.5 -> int).
         # Not enforced: convert straight to dtype, as v1 did.
         try:

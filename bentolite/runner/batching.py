@@ -102,12 +102,17 @@ class AdaptiveBatcher:
         runner_name, method_name: used in error messages.
         limits: the method's effective settings.
         on_batch: called with ``(items, queue_waits_s)`` after each batch (metrics).
+        model_lock: shared by the batchers of methods that run on one model thread: a batch
+            is taken only once the model is free, so calls queued meanwhile can still be
+            withdrawn, meet their deadline check, and join a fuller batch.
     """
 
     def __init__(self, run_batch: RunBatch, *, runner_name: str, method_name: str,
                  limits: BatchLimits, on_batch: OnBatch | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 model_lock: asyncio.Lock | None = None) -> None:
         self._run_batch = run_batch
+        self._model_lock = model_lock
         self.runner_name = runner_name
         self.method_name = method_name
         self.limits = limits
@@ -333,33 +338,40 @@ class AdaptiveBatcher:
                 await self._wakeup.wait()
                 continue
             await self._wait_for_batch()
-            now = self._clock()
-            batch = self._take_batch(now)
-            if not batch:
-                continue
-            items = sum(r.items for r in batch)
-            self._busy_until = now + self.cost.estimate_s(items)
-            self._rearm_expiry()
-            waits = [now - r.arrived for r in batch]
-            try:
-                results = await self._run_batch([r.payload for r in batch])
-            except asyncio.CancelledError:
-                for r in batch:
-                    if not r.future.done():
-                        r.future.set_exception(ServiceUnavailable(
-                            f"runner {self.runner_name!r} is shutting down"))
-                raise
-            except BaseException as e:  # noqa: BLE001 - delivered to every caller
-                for r in batch:
-                    if not r.future.done():
-                        r.future.set_exception(e)
+            if self._model_lock is None:
+                await self._run_next_batch()
             else:
-                for r, result in zip(batch, results):
-                    if not r.future.done():
-                        r.future.set_result(result)
-            end = self._clock()
-            self.cost.add(items, end - now)
-            self._busy_until = end
-            self._rearm_expiry()
-            if self._on_batch is not None:
-                self._on_batch(items, waits)
+                async with self._model_lock:
+                    await self._run_next_batch()
+
+    async def _run_next_batch(self) -> None:
+        now = self._clock()
+        batch = self._take_batch(now)
+        if not batch:
+            return
+        items = sum(r.items for r in batch)
+        self._busy_until = now + self.cost.estimate_s(items)
+        self._rearm_expiry()
+        waits = [now - r.arrived for r in batch]
+        try:
+            results = await self._run_batch([r.payload for r in batch])
+        except asyncio.CancelledError:
+            for r in batch:
+                if not r.future.done():
+                    r.future.set_exception(ServiceUnavailable(
+                        f"runner {self.runner_name!r} is shutting down"))
+            raise
+        except BaseException as e:  # noqa: BLE001 - delivered to every caller
+            for r in batch:
+                if not r.future.done():
+                    r.future.set_exception(e)
+        else:
+            for r, result in zip(batch, results):
+                if not r.future.done():
+                    r.future.set_result(result)
+        end = self._clock()
+        self.cost.add(items, end - now)
+        self._busy_until = end
+        self._rearm_expiry()
+        if self._on_batch is not None:
+            self._on_batch(items, waits)

@@ -130,11 +130,13 @@ class RunnerWorker:
         if self.runner.config.metrics.enabled:
             biggest = max(m.limits.max_batch_size for m in self.runner.runner_methods)
             metrics = _Metrics(self.runner.name, self.worker_index, biggest)
+        model_lock = asyncio.Lock()  # every method runs in the one model thread
         for method in self.runner.runner_methods:
             self._batchers[method.name] = AdaptiveBatcher(
                 self._batch_runner(method), runner_name=self.runner.name,
                 method_name=method.name, limits=method.limits,
-                on_batch=metrics.observer(method.name) if metrics else None)
+                on_batch=metrics.observer(method.name) if metrics else None,
+                model_lock=model_lock)
 
     def _batch_runner(self, method: RunnerMethod) -> Any:
         func = getattr(self._instance, method.name)
