@@ -63,14 +63,8 @@ def save_model(
         metadata=metadata,
         context=context,
     ) as bento_model:
-        for mod in external_modules or ():
-            cloudpickle.register_pickle_by_value(mod)
-        try:
-            with open(bento_model.path_of(MODEL_FILENAME), "wb") as fh:
-                cloudpickle.dump(model, fh)
-        finally:
-            for mod in external_modules or ():
-                cloudpickle.unregister_pickle_by_value(mod)
+        with open(bento_model.path_of(MODEL_FILENAME), "wb") as fh:
+            cloudpickle.dump(model, fh)
     return bento_model
 
 

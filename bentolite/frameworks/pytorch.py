@@ -82,13 +82,7 @@ def save_model(
         metadata=metadata,
         context=context,
     ) as bento_model:
-        for mod in external_modules or ():
-            cloudpickle.register_pickle_by_value(mod)
-        try:
-            torch.save(model, bento_model.path_of(MODEL_FILENAME), pickle_module=cloudpickle)
-        finally:
-            for mod in external_modules or ():
-                cloudpickle.unregister_pickle_by_value(mod)
+        torch.save(model, bento_model.path_of(MODEL_FILENAME), pickle_module=cloudpickle)
     return bento_model
 
 

@@ -299,14 +299,8 @@ def save_model(
         context=context,
     ) as bento_model:
         obj.save_pretrained(bento_model.path, **save_kwargs)
-        for mod in external_modules or ():
-            cloudpickle.register_pickle_by_value(mod)
-        try:
-            with open(bento_model.path_of(pickle_name), "wb") as fh:
-                cloudpickle.dump(pickled, fh)
-        finally:
-            for mod in external_modules or ():
-                cloudpickle.unregister_pickle_by_value(mod)
+        with open(bento_model.path_of(pickle_name), "wb") as fh:
+            cloudpickle.dump(pickled, fh)
     return bento_model
 
 

@@ -318,26 +318,33 @@ def create(
         api_version=api_version or "v1",
         creation_time=datetime.now(timezone.utc),
     )
-    with store.staging() as staged:
+    with store.staging() as staged, _pickled_by_value(external_modules or ()):
         model_dir = staged / "model"
         model_dir.mkdir()
         model = Model(info, model_dir, _internal=True)
         yield model
         info.dump(model_dir)
         if custom_objects:
-            _dump_custom_objects(dict(custom_objects), model_dir, external_modules or ())
+            import cloudpickle
+
+            (model_dir / CUSTOM_OBJECTS).write_bytes(cloudpickle.dumps(dict(custom_objects)))
         stored = store.commit(model_dir, tag)
     # the caller's object now is the stored model (options rebuilt as get() builds them)
     model._path, model._info = stored.path, stored.info
 
 
-def _dump_custom_objects(objects: dict[str, Any], model_dir: Path, modules: Sequence[Any]) -> None:
+@contextlib.contextmanager
+def _pickled_by_value(modules: Sequence[Any]) -> Iterator[None]:
+    """Within the save, cloudpickle pickles these modules' classes by value (as v1 does)."""
+    if not modules:
+        yield
+        return
     import cloudpickle
 
     for mod in modules:
         cloudpickle.register_pickle_by_value(mod)
     try:
-        (model_dir / CUSTOM_OBJECTS).write_bytes(cloudpickle.dumps(objects))
+        yield
     finally:
         for mod in modules:
             cloudpickle.unregister_pickle_by_value(mod)

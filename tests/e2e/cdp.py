@@ -77,6 +77,8 @@ class Browser:
         if self._http is not None:
             await self._http.close()
         if self._proc is not None:
+            assert self._proc.stderr is not None
+            self._proc.stderr.close()
             try:
                 os.killpg(self._proc.pid, signal.SIGTERM)  # chromium's own process group
             except ProcessLookupError:

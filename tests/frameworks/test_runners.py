@@ -10,10 +10,9 @@ import pytest
 
 import bentolite
 
-pytest.importorskip("bentolite.runner.runner", reason="bentolite.Runner has not landed on this branch")
-from bentolite.runner.process import RunnerWorkerGroup  # noqa: E402
+from bentolite.runner.process import RunnerWorkerGroup
 
-from . import runner_targets  # noqa: E402
+from . import runner_targets
 
 torch = pytest.importorskip("torch")
 xgb = pytest.importorskip("xgboost")

@@ -14,7 +14,6 @@ pytestmark = pytest.mark.skipif(find_chromium() is None, reason="chromium is not
 
 
 # tests/e2e/cdp.py leaves chromium's stderr pipe open (reported to the lead).
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_swagger_ui_lists_every_api(server: Server) -> None:
     async def render() -> list[str]:
         async with Browser(find_chromium() or "") as browser:
