@@ -59,6 +59,7 @@ class ManagedProcess:
         backoff_initial_s / backoff_max_s: restart delays, doubling per consecutive crash;
             reset once the child has run ``stable_after_s``.
         on_exit: called with the ManagedProcess after every exit (before any restart).
+        pass_fds: file descriptors the child inherits (e.g. a shared listening socket).
     """
 
     def __init__(
@@ -75,8 +76,10 @@ class ManagedProcess:
         tail_lines: int = 80,
         output: Any = None,
         on_exit: Callable[[ManagedProcess], None] | None = None,
+        pass_fds: Sequence[int] = (),
     ) -> None:
         self.argv = list(argv)
+        self.pass_fds = tuple(pass_fds)
         self.name = name
         self.env = env
         self.cwd = cwd
@@ -120,7 +123,8 @@ class ManagedProcess:
         self._proc = await asyncio.create_subprocess_exec(
             *self.argv, env=self.env, cwd=self.cwd, stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True)  # a terminal's Ctrl-C reaches the supervisor only
+            start_new_session=True,  # a terminal's Ctrl-C reaches the supervisor only
+            pass_fds=self.pass_fds)
         self._started_at = time.monotonic()
         self._reader = asyncio.get_running_loop().create_task(self._forward(self._proc))
 

@@ -2,7 +2,9 @@
 
 ``python -m bentolite.server.api_worker --target MOD:ATTR --fd N --runner-map JSON`` loads the
 service, connects each runner to its runner-worker sockets with ``runner.init_client(...)``
-and serves the API app on the inherited listening socket ``N``.
+and serves the API app on the inherited listening socket ``N``. It exits
+``EXIT_STARTUP_FAILED`` when start-up fails (the supervisor then gives up rather than
+restarting it), and stops by itself if its parent (the supervisor) goes away.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import asyncio
 import json
 import logging
 import os
+import signal
 import socket
 import sys
 import threading
@@ -19,18 +22,25 @@ from typing import Any
 
 from .app import API_THREAD_PREFIX
 
-__all__ = ["main", "run_worker", "run_server", "remote_runner_init"]
+__all__ = ["EXIT_STARTUP_FAILED", "main", "run_worker", "run_server", "remote_runner_init"]
 
 logger = logging.getLogger("bentolite.server")
 
+#: exit status of a worker whose start-up failed (service import, hooks, runner connection)
+EXIT_STARTUP_FAILED = 1
 
-def remote_runner_init(runner_map: dict[str, Any], ready_timeout_s: float = 60.0) -> Any:
-    """A ``RunnerInit`` connecting each runner to the worker sockets named in ``runner_map``."""
+
+def remote_runner_init(runner_map: dict[str, Any], ready_timeout_s: float | None = 60.0) -> Any:
+    """A ``RunnerInit`` connecting each runner to the worker sockets named in ``runner_map``.
+
+    ``ready_timeout_s=None`` waits for the runner as long as it takes (under a supervisor,
+    which owns the runners' start-up timeout); ``/readyz`` names it meanwhile.
+    """
 
     async def connect(runner: Any) -> None:
         addresses = runner_map[runner.name]
         await _maybe(runner.init_client([addresses] if isinstance(addresses, str) else addresses))
-        deadline = time.monotonic() + ready_timeout_s
+        deadline = time.monotonic() + (ready_timeout_s if ready_timeout_s is not None else 1e18)
         while not await runner.runner_handle_is_ready(1.0):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"runner {runner.name!r} not ready after {ready_timeout_s:g} s")
@@ -55,19 +65,41 @@ async def _maybe(value: Any) -> Any:
 
 def run_worker(target: str, *, fd: int | None, host: str | None, port: int | None,
                runner_map: dict[str, Any], working_dir: str | None = None,
-               config_path: str | None = None, development: bool = False) -> None:
-    """Load ``target`` and serve it until SIGTERM; runners local in development mode."""
+               config_path: str | None = None, development: bool = False,
+               listen_when_ready: bool = False, shutdown_timeout_s: float = 30.0,
+               runner_ready_timeout_s: float | None = None) -> None:
+    """Load ``target`` and serve it until SIGTERM; runners local in development mode.
+
+    With ``listen_when_ready`` the shared socket is served only once every runner is
+    connected (a restarted worker leaves the traffic to the others meanwhile); otherwise at
+    once, with ``/readyz`` 503 naming the runners still loading.
+    """
     from ..config import load_config
     from ..service.loader import load
     from .app import build_app, init_runners_locally, serve_app
 
     config = load_config(config_path) if config_path else load_config()
     service = load(target, working_dir)
-    runner_init = init_runners_locally if development else remote_runner_init(runner_map)
+    runner_init = (init_runners_locally if development
+                   else remote_runner_init(runner_map, runner_ready_timeout_s))
     app = build_app(service, config=config, runner_init=runner_init)
     sock = socket.socket(fileno=fd) if fd is not None else None
     run_server(serve_app(app, host=host, port=port, sock=sock, config=config,
-                         listen_when_ready=not development))
+                         listen_when_ready=listen_when_ready,
+                         shutdown_timeout_s=shutdown_timeout_s), grace_s=2.0)
+
+
+def _stop_when_orphaned() -> None:
+    """SIGTERM ourselves (a graceful stop) if the supervisor that started us goes away."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        logger.warning("the supervisor (pid %d) exited; stopping", parent)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def run_server(coro: Any, *, grace_s: float = 2.0) -> None:
@@ -107,6 +139,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--worker-id", type=int, default=0)
     parser.add_argument("--prometheus-dir", default=None)
     parser.add_argument("--development", action="store_true")
+    parser.add_argument("--listen-when-ready", action="store_true",
+                        help="serve the socket only once every runner is connected")
+    parser.add_argument("--graceful-shutdown-timeout", type=float, default=30.0,
+                        help="seconds in-flight requests get to finish after SIGTERM")
+    parser.add_argument("--runner-ready-timeout", type=float, default=None,
+                        help="give up on a runner not ready after this many seconds "
+                             "(default: wait)")
+    parser.add_argument("--watch-parent", action="store_true",
+                        help="stop when the parent process exits")
     args = parser.parse_args(argv)
     if args.prometheus_dir:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = args.prometheus_dir
@@ -114,15 +155,20 @@ def main(argv: list[str] | None = None) -> None:
                         format=f"%(asctime)s %(levelname)s [api:{args.worker_id}] %(name)s: %(message)s")
     if args.fd is None and args.port is None:
         parser.error("give --fd (inherited socket) or --port")
+    if args.watch_parent:
+        _stop_when_orphaned()
     try:
         run_worker(args.target, fd=args.fd, host=args.host, port=args.port,
                    runner_map=json.loads(args.runner_map), working_dir=args.working_dir,
-                   config_path=args.config, development=args.development)
+                   config_path=args.config, development=args.development,
+                   listen_when_ready=args.listen_when_ready,
+                   shutdown_timeout_s=args.graceful_shutdown_timeout,
+                   runner_ready_timeout_s=args.runner_ready_timeout)
     except Exception as exc:  # noqa: BLE001 - one clear line and a non-zero exit for the supervisor
         if os.environ.get("BENTOLITE_DEBUG"):
             raise
         logger.error("API worker failed: %s: %s", type(exc).__name__, getattr(exc, "message", exc) or exc)
-        sys.exit(1)
+        sys.exit(EXIT_STARTUP_FAILED)
     finally:
         if args.prometheus_dir:
             from prometheus_client import multiprocess

@@ -1,0 +1,139 @@
+"""``bentolite serve`` in production mode: a supervisor, 2 API workers, a runner's workers.
+
+Real processes on 127.0.0.1; every PID started is killed in clean-up if still alive.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import re
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from .prod_helpers import Command, alive, free_port
+
+pytestmark = pytest.mark.slow
+
+
+def _serve(tmp_path: Path, env: dict[str, str]) -> Command:
+    port = free_port()
+    return Command(["serve", "prod_svc:svc", "--host", "127.0.0.1", "--port", str(port),
+                    "--api-workers", "2", "--graceful-shutdown-timeout", "20",
+                    "--working-dir", "."], tmp_path, env=env, port=port)
+
+
+def _wait(condition, what: str, cmd: Command, timeout_s: float = 60.0):  # noqa: ANN001
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        assert cmd.process.poll() is None, f"server exited while waiting for {what}:\n{cmd.log()}"
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}:\n{cmd.log()[-4000:]}")
+
+
+def _readyz(cmd: Command):  # noqa: ANN202
+    try:
+        return cmd.get("/readyz")
+    except OSError:  # no API worker listening yet
+        return None
+
+
+def _metric_total(text: str, name: str, endpoint: str) -> float:
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") and f'endpoint="{endpoint}"' in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_production_serving_lifecycle(tmp_path: Path) -> None:
+    gate = tmp_path / "let-the-model-load"
+    cmd = _serve(tmp_path, {"PROD_SVC_INIT_GATE": str(gate)})
+    try:
+        # 1. While the runner loads, /readyz is 503 and names it.
+        reply = _wait(lambda: _readyz(cmd), "an API worker to answer", cmd)
+        assert reply.status == 503, reply.body
+        assert reply.json()["runners_not_ready"] == ["adder"]
+        assert cmd.post_json("/add", [1]).status == 503  # APIs too, until the runner is up
+        gate.touch()
+        cmd.wait_ready()
+
+        # 2. Requests succeed (concurrently, so the runner batches), on both API workers.
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            replies = list(pool.map(lambda i: cmd.post_json("/add", [i, i * 10]), range(24)))
+        assert [r.json() for r in replies] == [[i + 1, i * 10 + 1] for i in range(24)]
+        sent = 24
+        while not all(f"[api:{i}] bentoml.access" in cmd.log() and "path=/add" in cmd.log()
+                      for i in (0, 1)):
+            assert sent < 300, "one API worker never got a request"
+            assert cmd.post_json("/add", [sent]).json() == [sent + 1]
+            sent += 1
+        # /metrics sums both API workers' counters, whichever worker answers it.
+        metrics = cmd.get("/metrics").body.decode()
+        assert _metric_total(metrics, "bentoml_api_server_request_total", "/add") == sent + 1
+        assert "bentoml_runner_adaptive_batch_size" in metrics  # the runner workers' too
+
+        # 3. SIGKILL a runner worker during a bounded load: in-flight calls on it get a 503
+        # naming the runner; it restarts (logged with the signal); later calls succeed.
+        children = cmd.children()
+        victim = cmd.post_json("/runner_pid", None).json()
+        assert victim in children
+        with concurrent.futures.ThreadPoolExecutor(6) as pool:
+            naps = [pool.submit(cmd.post_json, "/runner_nap", 3.0) for _ in range(6)]
+            _wait(lambda: _metric_total(cmd.get("/metrics").body.decode(),
+                                        "bentoml_api_server_request_in_progress",
+                                        "/runner_nap") >= 6, "the naps to be in flight", cmd)
+            time.sleep(0.3)  # the calls reach the runner workers
+            os.kill(victim, signal.SIGKILL)
+            results = [f.result(timeout=60) for f in naps]
+        statuses = sorted(r.status for r in results)
+        assert set(statuses) <= {200, 503}, statuses
+        failed = [r.json() for r in results if r.status == 503]
+        assert failed, "no call was in flight on the killed worker"
+        assert all("adder" in body["error"] for body in failed), failed
+        _wait(lambda: re.search(rf"runner:adder:\d \(pid {victim}\) exited with signal SIGKILL",
+                                cmd.log()), "the crash log line", cmd)
+        _wait(lambda: "restarting runner:adder" in cmd.log(), "the restart", cmd)
+        _wait(lambda: cmd.get("/readyz").status == 200, "readiness after the crash", cmd)
+        for i in range(6):  # later calls succeed (the restarted worker is reconnected)
+            reply = _wait(lambda: (r := cmd.post_json("/add", [i])).status == 200 and r,
+                          "a call after the restart", cmd)
+            assert reply.json() == [i + 1]
+        assert not alive(victim)
+        pids = cmd.children()
+        assert len(pids) == 4, pids  # 2 API workers + 2 runner workers (2 CPUs)
+
+        # 4. SIGTERM with requests in flight: they complete; every child exits; run dir gone.
+        run_dirs = set(re.findall(r"ready on (/\S+?)/runners/", cmd.log()))
+        assert len(run_dirs) == 1 and all(Path(d).is_dir() for d in run_dirs), run_dirs
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            slow = [pool.submit(cmd.post_json, "/slow", 2.0) for _ in range(4)]
+            _wait(lambda: _metric_total(cmd.get("/metrics").body.decode(),
+                                        "bentoml_api_server_request_in_progress", "/slow") >= 4,
+                  "the slow requests to be in flight", cmd)
+            code = cmd.terminate()
+            answers = [f.result(timeout=60) for f in slow]
+        assert [a.status for a in answers] == [200] * 4, [a.body for a in answers]
+        assert code == 0, cmd.log()[-4000:]
+        assert not [pid for pid in pids if alive(pid)]
+        assert not any(Path(d).exists() for d in run_dirs)
+    finally:
+        cmd.close()
+
+
+def test_runnable_init_failure_fails_fast(tmp_path: Path) -> None:
+    cmd = _serve(tmp_path, {"PROD_SVC_FAIL_INIT": "1"})
+    try:
+        code = cmd.process.wait(timeout=90)
+        log = cmd.log()
+        assert code != 0, log
+        assert "Traceback (most recent call last)" in log
+        assert "RuntimeError: PROD_SVC_FAIL_INIT is set: this model refuses to load" in log
+        assert "start-up failed" in log
+        assert not [pid for pid in cmd.seen_pids if alive(pid)]
+    finally:
+        cmd.close()
