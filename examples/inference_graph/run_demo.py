@@ -80,7 +80,9 @@ def main() -> int:
         log_path = Path(log.name)
     print(f"[demo] serving examples/inference_graph on {url} (log: {log_path})", flush=True)
     with log_path.open("wb") as log_file:
-        server = subprocess.Popen(command, cwd=HERE, stdout=log_file, stderr=subprocess.STDOUT)
+        # its own session: a Ctrl-C in the terminal reaches the demo, which stops the server
+        server = subprocess.Popen(command, cwd=HERE, stdout=log_file, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
         try:
             wait_ready(server, url, READY_TIMEOUT_S)
             print(f"[demo] POST /classify_generated_texts {SENTENCE!r}", flush=True)

@@ -60,7 +60,8 @@ class ExampleServer:
                    "service:svc", "--production", "--host", "127.0.0.1",
                    "--port", str(self.port)]
         self.process = subprocess.Popen(command, cwd=EXAMPLES / example, env=_env(home, env),
-                                        stdout=self._log, stderr=subprocess.STDOUT)
+                                        stdout=self._log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
 
     def __enter__(self) -> ExampleServer:
         return self
