@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import json
+import runpy
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from bentolite import tracing
 from bentolite.testing import render_text_image
 
-from tests.e2e.example_server import ExampleServer, save_models
+from tests.e2e.example_server import EXAMPLES, ExampleServer, save_models
 
 pytest.importorskip("transformers")
 
@@ -73,6 +74,12 @@ def test_inference_graph(tmp_path: Path) -> None:
     # the access log line carries the API span's ids
     assert (f"(trace={api['trace_id']},span={api['span_id']},sampled=1,"
             "service.name=inference_graph)") in log, log[-3000:]
+
+    # the example's waterfall printer shows the API span and every call under it
+    show_trace = runpy.run_path(str(EXAMPLES / "inference_graph" / "show_trace.py"))
+    lines = show_trace["waterfall"](spans)
+    assert lines[0].startswith(f"trace {api['trace_id']}")
+    assert len(lines) == 2 + len(calls) * (2 if production else 1), lines
 
     if production:  # runner workers continue the trace from the frame header
         workers = {s["parent_span_id"]: s for s in spans
