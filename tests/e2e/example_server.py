@@ -17,8 +17,6 @@ __all__ = ["EXAMPLES", "ExampleServer", "save_models", "free_port"]
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 ROOT = EXAMPLES.parent
-#: Logged by ``bentolite serve`` while production mode falls back to development.
-NO_SUPERVISOR = "production mode (the supervisor) is not built yet"
 
 
 def free_port() -> int:
@@ -68,11 +66,6 @@ class ExampleServer:
 
     def __exit__(self, *_: Any) -> None:
         self.stop()
-
-    @property
-    def production(self) -> bool:
-        """Whether the server runs the production supervisor (runner worker processes)."""
-        return NO_SUPERVISOR not in self.log()
 
     def wait_ready(self, timeout_s: float = 240.0) -> None:
         deadline = time.monotonic() + timeout_s

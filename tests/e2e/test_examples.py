@@ -42,7 +42,6 @@ def test_inference_graph(tmp_path: Path) -> None:
         server.wait_ready()
         answer = server.post_json("/classify_generated_texts", SENTENCE.encode(), "text/plain")
         status, body = server.post("/classify_generated_texts", b"\xff\xfe", "text/plain")
-        production = server.production
         assert server.stop() == 0, server.log()[-3000:]
     log = server.log()
 
@@ -79,15 +78,16 @@ def test_inference_graph(tmp_path: Path) -> None:
     show_trace = runpy.run_path(str(EXAMPLES / "inference_graph" / "show_trace.py"))
     lines = show_trace["waterfall"](spans)
     assert lines[0].startswith(f"trace {api['trace_id']}")
-    assert len(lines) == 2 + len(calls) * (2 if production else 1), lines
+    assert len(lines) == 2 + 2 * len(calls), lines
 
-    if production:  # runner workers continue the trace from the frame header
-        workers = {s["parent_span_id"]: s for s in spans
-                   if s["kind"] == "SERVER" and s["name"] != API_SPAN}
-        for call in calls:
-            worker = workers[call["span_id"]]
-            assert worker["name"] == call["name"] and worker["trace_id"] == api["trace_id"]
-            assert worker["service_name"] == call["name"].split(".")[0]
+    # production: each runner worker continued the trace from the frame header
+    workers = {s["parent_span_id"]: s for s in spans
+               if s["kind"] == "SERVER" and s["name"] != API_SPAN}
+    for call in calls:
+        worker = workers[call["span_id"]]
+        assert worker["name"] == call["name"] and worker["trace_id"] == api["trace_id"]
+        assert worker["service_name"] == call["name"].split(".")[0] and worker["pid"] != api["pid"]
+        assert call["start_ns"] <= worker["start_ns"] <= worker["end_ns"] <= call["end_ns"]
 
 
 def test_ocr_sentiment(tmp_path: Path) -> None:
