@@ -42,8 +42,10 @@ _common_options = [
     click.option("--timeout", type=float, default=None, envvar="BENTOML_TIMEOUT",
                  help="Per-request timeout in seconds (overrides api_server.traffic.timeout)."),
     click.option("--config", "config_path", default=None,
-                 type=click.Path(exists=True, dir_okay=False)),
-    click.option("--working-dir", default=".", type=click.Path(exists=True, file_okay=False)),
+                 type=click.Path(exists=True, dir_okay=False),
+                 help="bentoml/bentolite configuration file (YAML)."),
+    click.option("--working-dir", default=".", type=click.Path(exists=True, file_okay=False),
+                 help="Directory the service is imported from."),
 ]
 
 _production_options = [
@@ -144,7 +146,8 @@ def _parse_remote_runners(values: tuple[str, ...]) -> dict[str, list[str]]:
 @click.argument("target")
 @click.option("--remote-runner", "remote_runner", multiple=True,
               envvar="BENTOML_SERVE_REMOTE_RUNNER",
-              help="NAME=tcp://HOST:PORT of a runner server (repeatable; one per runner).")
+              help="NAME=tcp://HOST:PORT of a runner server (repeatable; every runner "
+                   "needs one, several for one runner share its calls).")
 @_options(_common_options)
 @_options(_production_options)
 def start_http_server(target: str, remote_runner: tuple[str, ...], host: str | None,
@@ -199,6 +202,7 @@ def start_runner_server(target: str, runner_name: str, host: str, port: int | No
         with bind_socket(host, 0, 1) as probe:
             port = probe.getsockname()[1]
     env = dict(os.environ)
+    env.pop("BENTOLITE_PARENT_PID", None)  # this worker has no supervisor to watch
     env.update(runner.scheduled_worker_env_map.get(0, {}))
     if config_path:
         env["BENTOLITE_CONFIG"] = os.path.abspath(config_path)

@@ -38,6 +38,8 @@ __all__ = ["RunnerWorker", "load_runner", "main"]
 logger = logging.getLogger("bentolite.runner.worker")
 
 EXIT_INIT_FAILED = 3
+#: env var with the PID of the supervisor that started this worker (watched: see ``_serve``)
+PARENT_PID_ENV = "BENTOLITE_PARENT_PID"
 #: Longest estimated call that an idle worker runs on its event loop thread (see
 #: ``RunnerWorker._can_run_inline``); longer calls always go to the model thread.
 INLINE_MAX_S = 0.02
@@ -331,7 +333,8 @@ async def _serve(worker: RunnerWorker, args: argparse.Namespace) -> int:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    parent = os.getppid()
+    # the supervisor names itself: it may have died before this process could ask getppid()
+    parent = int(os.environ.get(PARENT_PID_ENV) or os.getppid())
 
     async def watch_parent() -> None:  # never outlive the supervisor
         while os.getppid() == parent:

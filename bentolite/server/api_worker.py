@@ -30,21 +30,18 @@ logger = logging.getLogger("bentolite.server")
 EXIT_STARTUP_FAILED = 1
 
 
-def remote_runner_init(runner_map: dict[str, Any], ready_timeout_s: float | None = 60.0) -> Any:
-    """A ``RunnerInit`` connecting each runner to the worker sockets named in ``runner_map``.
+def remote_runner_init(runner_map: dict[str, Any]) -> Any:
+    """A ``RunnerInit`` connecting each runner to the worker addresses named in ``runner_map``.
 
-    ``ready_timeout_s=None`` waits for the runner as long as it takes (under a supervisor,
-    which owns the runners' start-up timeout); ``/readyz`` names it meanwhile.
+    It does not wait for the workers: connections open on demand, and ``/readyz`` probes the
+    workers (``api_server.runner_probe``), so every API worker sharing the socket reports and
+    serves the same runner state at the same moment (no window where one worker still says
+    "starting" after another said ready). Calls before a worker is up get a 503.
     """
 
     async def connect(runner: Any) -> None:
         addresses = runner_map[runner.name]
         await _maybe(runner.init_client([addresses] if isinstance(addresses, str) else addresses))
-        deadline = time.monotonic() + (ready_timeout_s if ready_timeout_s is not None else 1e18)
-        while not await runner.runner_handle_is_ready(1.0):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"runner {runner.name!r} not ready after {ready_timeout_s:g} s")
-            await asyncio.sleep(0.2)
 
     def init(runner: Any) -> Any:
         # Called in the API thread pool. The remote handle must be created on the event
@@ -66,13 +63,11 @@ async def _maybe(value: Any) -> Any:
 def run_worker(target: str, *, fd: int | None, host: str | None, port: int | None,
                runner_map: dict[str, Any], working_dir: str | None = None,
                config_path: str | None = None, development: bool = False,
-               listen_when_ready: bool = False, shutdown_timeout_s: float = 30.0,
-               runner_ready_timeout_s: float | None = None) -> None:
+               listen_when_ready: bool = False, shutdown_timeout_s: float = 30.0) -> None:
     """Load ``target`` and serve it until SIGTERM; runners local in development mode.
 
-    With ``listen_when_ready`` the shared socket is served only once every runner is
-    connected (a restarted worker leaves the traffic to the others meanwhile); otherwise at
-    once, with ``/readyz`` 503 naming the runners still loading.
+    The shared socket is served at once (``/readyz`` 503 names the runners still loading),
+    or with ``listen_when_ready`` only once every runner is initialised.
     """
     from ..config import load_config
     from ..service.loader import load
@@ -81,7 +76,7 @@ def run_worker(target: str, *, fd: int | None, host: str | None, port: int | Non
     config = load_config(config_path) if config_path else load_config()
     service = load(target, working_dir)
     runner_init = (init_runners_locally if development
-                   else remote_runner_init(runner_map, runner_ready_timeout_s))
+                   else remote_runner_init(runner_map))
     app = build_app(service, config=config, runner_init=runner_init)
     sock = socket.socket(fileno=fd) if fd is not None else None
     run_server(serve_app(app, host=host, port=port, sock=sock, config=config,
@@ -91,7 +86,10 @@ def run_worker(target: str, *, fd: int | None, host: str | None, port: int | Non
 
 def _stop_when_orphaned() -> None:
     """SIGTERM ourselves (a graceful stop) if the supervisor that started us goes away."""
-    parent = os.getppid()
+    from ..runner.worker import PARENT_PID_ENV
+
+    # the supervisor names itself: it may have died before this process could ask getppid()
+    parent = int(os.environ.get(PARENT_PID_ENV) or os.getppid())
 
     def watch() -> None:
         while os.getppid() == parent:
@@ -140,12 +138,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--prometheus-dir", default=None)
     parser.add_argument("--development", action="store_true")
     parser.add_argument("--listen-when-ready", action="store_true",
-                        help="serve the socket only once every runner is connected")
+                        help="serve the socket only once every runner is initialised")
     parser.add_argument("--graceful-shutdown-timeout", type=float, default=30.0,
                         help="seconds in-flight requests get to finish after SIGTERM")
-    parser.add_argument("--runner-ready-timeout", type=float, default=None,
-                        help="give up on a runner not ready after this many seconds "
-                             "(default: wait)")
     parser.add_argument("--watch-parent", action="store_true",
                         help="stop when the parent process exits")
     args = parser.parse_args(argv)
@@ -162,8 +157,7 @@ def main(argv: list[str] | None = None) -> None:
                    runner_map=json.loads(args.runner_map), working_dir=args.working_dir,
                    config_path=args.config, development=args.development,
                    listen_when_ready=args.listen_when_ready,
-                   shutdown_timeout_s=args.graceful_shutdown_timeout,
-                   runner_ready_timeout_s=args.runner_ready_timeout)
+                   shutdown_timeout_s=args.graceful_shutdown_timeout)
     except Exception as exc:  # noqa: BLE001 - one clear line and a non-zero exit for the supervisor
         if os.environ.get("BENTOLITE_DEBUG"):
             raise

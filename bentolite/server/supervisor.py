@@ -117,6 +117,8 @@ class Supervisor:
     async def start(self) -> None:
         """Run dir, runner workers, the shared socket and the API workers."""
         service = await asyncio.to_thread(self._load_service)
+        self.sock = bind_socket(self.host, self.port, self.backlog)  # port taken: fail first
+        self.port = self.sock.getsockname()[1]
         self.run_dir = Path(tempfile.mkdtemp(prefix="bentolite-"))
         prometheus_dir = self.run_dir / "prometheus"
         prometheus_dir.mkdir()
@@ -125,8 +127,6 @@ class Supervisor:
         starting = [await self._start_group(runner, prometheus_dir, runner_map)
                     for runner in service.runners
                     if not runner.embedded and runner.name not in self.remote_runners]
-        self.sock = bind_socket(self.host, self.port, self.backlog)
-        self.port = self.sock.getsockname()[1]
         for index in range(self.api_worker_count):
             await self._start_api_worker(index, runner_map, config_path, prometheus_dir)
         # Runners load while the API workers already answer /readyz (503 naming them).
@@ -143,9 +143,6 @@ class Supervisor:
             for task in starting:
                 task.cancel()
             await asyncio.gather(*starting, return_exceptions=True)
-        # From now on a restarted API worker takes traffic only once its runners answer.
-        for proc in self.api_workers:
-            proc.argv.append("--listen-when-ready")
 
     def _load_service(self) -> Service:
         from ..service.loader import load
@@ -167,11 +164,13 @@ class Supervisor:
                            runner_map: dict[str, list[str]]) -> asyncio.Task[None]:
         """Start ``runner``'s workers in the background; its socket paths go in ``runner_map``."""
         from ..runner.process import RunnerWorkerGroup
+        from ..runner.worker import PARENT_PID_ENV
 
         assert self.run_dir is not None
         group = RunnerWorkerGroup(
             runner, self.target, self.run_dir / "runners", working_dir=self.working_dir,
-            extra_env={"PROMETHEUS_MULTIPROC_DIR": str(prometheus_dir)},
+            extra_env={"PROMETHEUS_MULTIPROC_DIR": str(prometheus_dir),
+                       PARENT_PID_ENV: str(os.getpid())},
             start_timeout_s=self.runner_start_timeout_s)
         self.groups.append(group)
         task = asyncio.ensure_future(group.start())
@@ -187,6 +186,7 @@ class Supervisor:
     async def _start_api_worker(self, index: int, runner_map: dict[str, list[str]],
                                 config_path: str, prometheus_dir: Path) -> None:
         from ..runner.process import ManagedProcess
+        from ..runner.worker import PARENT_PID_ENV
 
         assert self.sock is not None
         fd = self.sock.fileno()
@@ -197,6 +197,7 @@ class Supervisor:
                 "--graceful-shutdown-timeout", str(self.graceful_shutdown_s), "--watch-parent"]
         env = dict(os.environ)
         env["BENTOLITE_CONFIG"] = config_path
+        env[PARENT_PID_ENV] = str(os.getpid())
         env.pop("BENTOLITE_CONFIG_OPTIONS", None)
         env.pop("BENTOML_CONFIG_OPTIONS", None)
         proc = ManagedProcess(argv, name=f"api:{index}", env=env, cwd=self.working_dir,
@@ -207,7 +208,9 @@ class Supervisor:
     def _on_api_worker_exit(self, proc: ManagedProcess) -> None:
         from .api_worker import EXIT_STARTUP_FAILED
 
-        if proc.last_returncode == EXIT_STARTUP_FAILED:  # would fail the same way again
+        # Its first start failed: it would fail the same way again, so give up. A worker
+        # that crashed later is restarted (with backoff) by its ManagedProcess.
+        if proc.last_returncode == EXIT_STARTUP_FAILED and proc.restarts == 0:
             proc.restart = False
             self._fail(f"API worker {proc.name} failed to start:\n{proc.output_tail()}")
 

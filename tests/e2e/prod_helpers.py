@@ -111,6 +111,15 @@ class Command:
             self._log.flush()
         return self.log_path.read_text(errors="replace")
 
+    def wait_exit(self, timeout_s: float = 90.0) -> int:
+        """Wait for the command to exit by itself, noting its children meanwhile."""
+        deadline = time.monotonic() + timeout_s
+        while self.process.poll() is None:
+            assert time.monotonic() < deadline, f"still running after {timeout_s}s:\n{self.log()}"
+            self.children()
+            time.sleep(0.05)
+        return self.process.returncode
+
     def terminate(self, timeout_s: float = 60.0) -> int:
         """SIGTERM and wait; returns the exit status."""
         if self.process.poll() is None:

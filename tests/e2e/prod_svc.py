@@ -4,7 +4,7 @@ fail to load, report its PID and sleep; plus a slow API for the shutdown-drain t
 Env knobs (read by the runner workers): ``PROD_SVC_INIT_S`` (seconds ``__init__`` sleeps),
 ``PROD_SVC_INIT_GATE`` (``__init__`` waits, at most 60 s, until this file exists: a slow load
 the test ends when it has seen ``/readyz`` say 503), ``PROD_SVC_FAIL_INIT`` (``__init__``
-raises when set).
+raises when set), ``PROD_SVC_FAIL_STARTUP`` (the API workers' ``on_startup`` hook raises).
 """
 from __future__ import annotations
 
@@ -47,6 +47,12 @@ class Adder(bentolite.Runnable):
 
 adder = bentolite.Runner(Adder, name="adder", max_batch_size=16, max_latency_ms=1000)
 svc = bentolite.Service("prod_svc", runners=[adder])
+
+
+@svc.on_startup
+def maybe_fail(_: bentolite.Context) -> None:
+    if os.environ.get("PROD_SVC_FAIL_STARTUP"):
+        raise RuntimeError("PROD_SVC_FAIL_STARTUP is set: this API worker refuses to start")
 
 
 @svc.api(input=JSON(), output=JSON())

@@ -104,10 +104,26 @@ def test_production_serving_lifecycle(tmp_path: Path) -> None:
                           "a call after the restart", cmd)
             assert reply.json() == [i + 1]
         assert not alive(victim)
+
+        # 4. SIGKILL an API worker: it restarts (logged) and serves again; the other serves
+        # meanwhile.
+        api_victim = cmd.post_json("/slow", 0).json()["api_worker_pid"]
+        assert api_victim in cmd.children()
+        os.kill(api_victim, signal.SIGKILL)
+        _wait(lambda: re.search(rf"api:\d \(pid {api_victim}\) exited with signal SIGKILL",
+                                cmd.log()), "the API worker crash log line", cmd)
+        assert cmd.post_json("/add", [5]).json() == [6]
+        _wait(lambda: len(cmd.children() - {api_victim}) == 4, "the API worker restart", cmd)
+        new_api = {p for p in cmd.children() if p not in children and p != api_victim}
+        assert len(new_api) == 2, new_api  # the restarted runner worker and API worker
+        # the restarted API worker takes connections once its runner is connected
+        _wait(lambda: cmd.log().count("Serving 'prod_svc'") == 3, "the new API worker", cmd)
+        _wait(lambda: cmd.post_json("/slow", 0).json()["api_worker_pid"] in new_api,
+              "a request served by the restarted API worker", cmd)
         pids = cmd.children()
         assert len(pids) == 4, pids  # 2 API workers + 2 runner workers (2 CPUs)
 
-        # 4. SIGTERM with requests in flight: they complete; every child exits; run dir gone.
+        # 5. SIGTERM with requests in flight: they complete; every child exits; run dir gone.
         run_dirs = set(re.findall(r"ready on (/\S+?)/runners/", cmd.log()))
         assert len(run_dirs) == 1 and all(Path(d).is_dir() for d in run_dirs), run_dirs
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
@@ -128,12 +144,45 @@ def test_production_serving_lifecycle(tmp_path: Path) -> None:
 def test_runnable_init_failure_fails_fast(tmp_path: Path) -> None:
     cmd = _serve(tmp_path, {"PROD_SVC_FAIL_INIT": "1"})
     try:
-        code = cmd.process.wait(timeout=90)
+        code = cmd.wait_exit()
         log = cmd.log()
         assert code != 0, log
         assert "Traceback (most recent call last)" in log
         assert "RuntimeError: PROD_SVC_FAIL_INIT is set: this model refuses to load" in log
         assert "start-up failed" in log
+        assert cmd.seen_pids, "no child process was seen"
         assert not [pid for pid in cmd.seen_pids if alive(pid)]
+    finally:
+        cmd.close()
+
+
+def test_api_worker_startup_failure_fails_fast(tmp_path: Path) -> None:
+    cmd = _serve(tmp_path, {"PROD_SVC_FAIL_STARTUP": "1"})
+    try:
+        code = cmd.wait_exit()
+        log = cmd.log()
+        assert code != 0, log
+        assert "PROD_SVC_FAIL_STARTUP is set" in log
+        assert "API worker api:" in log and "failed to start" in log
+        assert cmd.seen_pids, "no child process was seen"
+        assert not [pid for pid in cmd.seen_pids if alive(pid)]
+    finally:
+        cmd.close()
+
+
+def test_children_stop_when_the_supervisor_is_killed(tmp_path: Path) -> None:
+    cmd = _serve(tmp_path, {})
+    try:
+        cmd.wait_ready()
+        pids = cmd.children()
+        assert len(pids) == 4, pids
+        cmd.process.kill()  # no chance to clean up: the children must notice by themselves
+        cmd.process.wait(timeout=10)
+        deadline = time.monotonic() + 60
+        while [pid for pid in pids if alive(pid)] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        left = {pid: Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")[:300]
+                for pid in pids if alive(pid)}
+        assert not left, f"{left}\n{cmd.log()[-3000:]}"
     finally:
         cmd.close()

@@ -64,8 +64,6 @@ async def _try_it_out(url: str, text: str) -> str:
             timeout_s=60)
 
 
-# tests/e2e/cdp.py leaves chromium's stderr pipe open until garbage collection.
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_swagger_ui_try_it_out_executes_an_api(tmp_path: Path) -> None:
     port = free_port()
     server = Command(["serve", "prod_svc:svc", "--host", "127.0.0.1", "--port", str(port),
