@@ -60,7 +60,7 @@ async def start_http_server(worker: RunnerWorker, host: str, port: int,
             if frame.kind != CALL:
                 raise BentoMLException("expected a CALL frame")
             args, kwargs = decode_payload(frame.buffers)
-            result = await worker.call(method, args, kwargs)
+            result = await worker.call(method, args, kwargs, frame.meta.get("trace"))
             return _frame_response(pack_frame(RESULT, frame.request_id, None,
                                               encode_payload(result)))
         except Exception as e:  # noqa: BLE001 - errors travel back as ERROR frames

@@ -10,6 +10,7 @@ import itertools
 import threading
 from typing import TYPE_CHECKING, Any
 
+from .. import tracing
 from ..exceptions import GatewayTimeout, ServiceUnavailable, StateException
 from .container import decode_payload, encode_payload
 from .handle import RunnerHandle
@@ -179,7 +180,8 @@ class RemoteRunnerHandle(RunnerHandle):
 
     async def async_run_method(self, method: RunnerMethod, args: tuple[Any, ...],
                                kwargs: dict[str, Any]) -> Any:
-        coro = self.call(method.name, args, kwargs)
+        coro = self.call(method.name, args, kwargs,
+                         tracing.outgoing_trace() if tracing.ACTIVE else None)
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:  # pragma: no cover - async_run always runs in a loop
@@ -200,7 +202,8 @@ class RemoteRunnerHandle(RunnerHandle):
                 f"{self._runner.name}.{method.name}.run() was called inside a running event "
                 f"loop, where it would block it; use `await runner.async_run(...)` (or "
                 f"`await {self._runner.name}.{method.name}.async_run(...)`) instead")
-        coro = self.call(method.name, args, kwargs)
+        coro = self.call(method.name, args, kwargs,
+                         tracing.outgoing_trace() if tracing.ACTIVE else None)
         self._check_loop(coro)
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 

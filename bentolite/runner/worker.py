@@ -21,6 +21,7 @@ import time
 import traceback
 from typing import Any, Sequence
 
+from .. import tracing
 from ..exceptions import BentoMLException
 from .batching import AdaptiveBatcher
 from .container import (
@@ -203,9 +204,12 @@ class RunnerWorker:
         return (self._model_jobs == 0 and batcher.queue_length == 0 and batcher.cost.fitted
                 and batcher.cost.estimate_s(items) <= INLINE_MAX_S)
 
-    def call(self, method_name: str, args: tuple[Any, ...],
-             kwargs: dict[str, Any]) -> asyncio.Future[Any]:
-        """Queue a call; the future resolves to its result (cancel it to withdraw the call)."""
+    def call(self, method_name: str, args: tuple[Any, ...], kwargs: dict[str, Any],
+             trace: dict[str, str] | None = None) -> asyncio.Future[Any]:
+        """Queue a call; the future resolves to its result (cancel it to withdraw the call).
+
+        ``trace`` is the caller's W3C trace context (frame header), used when tracing is on.
+        """
         method = self._methods.get(method_name)
         if method is None:
             raise BentoMLException(
@@ -213,8 +217,12 @@ class RunnerWorker:
         batcher = self._batchers[method_name]
         if method.config.batchable:
             items = batch_items(method, args, kwargs)
-            return batcher.enqueue((args, kwargs, items), items, _batch_key(args, kwargs))
-        return batcher.enqueue((args, kwargs, 1), 1)
+            future = batcher.enqueue((args, kwargs, items), items, _batch_key(args, kwargs))
+        else:
+            future = batcher.enqueue((args, kwargs, 1), 1)
+        if tracing.ACTIVE:
+            tracing.trace_runner_call(future, self.runner.name, method_name, trace)
+        return future
 
     # --- serving --------------------------------------------------------------------
 
@@ -248,7 +256,8 @@ class RunnerWorker:
             if frame.kind == CALL:
                 try:
                     args, kwargs = decode_payload(frame.buffers)
-                    future = self.call(frame.meta.get("m", ""), args, kwargs)
+                    future = self.call(frame.meta.get("m", ""), args, kwargs,
+                                       frame.meta.get("trace"))
                 except Exception as e:  # noqa: BLE001 - refused calls get their error back
                     proto.send(error_frame(rid, e))
                     return
@@ -370,6 +379,10 @@ def main(argv: list[str] | None = None) -> None:
     # rows/s at concurrency 64 in bench/runner_batching.py on 2 busy cores).
     sys.setswitchinterval(float(os.environ.get("BENTOLITE_WORKER_SWITCH_INTERVAL_S", "0.0005")))
     worker = _load(args)  # outside any event loop, like a plain import of the service
+    from ..config import get_config
+
+    tracing.setup(get_config().tracing, service_name=args.runner_name,
+                  instance_id=args.worker_index)
     try:
         import uvloop
     except ImportError:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
+from .. import tracing
 from ..config import BentoliteConfig, get_config
 from ..exceptions import BadInput, BentoMLException, ServiceUnavailable
 from ..io.base import HTTPMessage
@@ -194,6 +195,8 @@ async def _start_runners(app: web.Application, runner_init: RunnerInit,
             return
         if metrics_namespace is not None:
             instrument_runner(runner, metrics_namespace)
+        if tracing.ACTIVE:
+            tracing.instrument_runner(runner)
         app[_RUNNERS_PENDING].discard(runner.name)
         logger.info("Runner %r is ready", runner.name)
     app[_RUNNERS_STARTED].set()
@@ -264,6 +267,9 @@ def build_app(
                                     max_request_size_mb=max_mb),
         ],
     )
+    if tracing.setup(config.tracing, service_name=service.name,
+                     log_format=api_cfg.logging.access.format):
+        app.middlewares.insert(0, tracing.server_middleware(api_routes))
     app[_SERVICE] = service
     app[_RUNNERS_PENDING] = {runner.name for runner in service.runners}
     pool_size = max(8, min(api_cfg.traffic.max_concurrency or 64, 256))

@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .metrics import ApiServerMetrics
 
 __all__ = [
+    "ACCESS_LOG_SUFFIX",
     "REQUEST_ID_HEADER",
     "STREAM_KEY",
     "AccessLogger",
@@ -37,6 +38,8 @@ __all__ = [
 REQUEST_ID_HEADER = "X-BentoML-Request-ID"
 #: request key of a streaming response whose headers may already be sent
 STREAM_KEY = web.RequestKey("bentolite_stream", web.StreamResponse)
+#: request key of text appended to the access log line (the trace ids, set by bentolite.tracing)
+ACCESS_LOG_SUFFIX = web.RequestKey("bentolite_access_log_suffix", str)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 logger = logging.getLogger("bentolite.server")
@@ -241,5 +244,6 @@ class AccessLogger(AbstractAccessLogger):
         if cfg is None or cfg.response_content_length:
             res.append(f"length={response.body_length}")
         request_id = response.headers.get(REQUEST_ID_HEADER, "-")
-        self.logger.info("%s (%s) (%s) %.3fms (request_id=%s)", address, ",".join(req),
-                         ",".join(res), time_s * 1000, request_id)
+        self.logger.info("%s (%s) (%s) %.3fms (request_id=%s)%s", address, ",".join(req),
+                         ",".join(res), time_s * 1000, request_id,
+                         request.get(ACCESS_LOG_SUFFIX, ""))
