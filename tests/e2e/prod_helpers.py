@@ -41,6 +41,14 @@ def children(pid: int) -> set[int]:
     return found
 
 
+def cmdline(pid: int) -> str:
+    """The command line of ``pid``, or "" once it has exited (a child may go at any moment)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def alive(pid: int) -> bool:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()

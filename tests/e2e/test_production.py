@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from .prod_helpers import Command, alive, free_port
+from .prod_helpers import Command, alive, cmdline, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -185,8 +185,7 @@ def test_children_stop_when_the_supervisor_is_killed(tmp_path: Path) -> None:
         deadline = time.monotonic() + 60
         while [pid for pid in pids if alive(pid)] and time.monotonic() < deadline:
             time.sleep(0.2)
-        left = {pid: Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")[:300]
-                for pid in pids if alive(pid)}
+        left = {pid: cmdline(pid)[:300] for pid in pids if alive(pid)}
         assert not left, f"{left}\n{cmd.log()[-3000:]}"
     finally:
         cmd.close()

@@ -25,7 +25,7 @@ import pytest
 
 pytest.importorskip("bentolite.server.supervisor", reason="production serving is not merged yet")
 
-from tests.e2e.prod_helpers import Command, alive, children, free_port  # noqa: E402
+from tests.e2e.prod_helpers import Command, alive, children, cmdline, free_port  # noqa: E402
 
 __all__: list[str] = []
 
@@ -92,7 +92,7 @@ def wait_for(condition: Any, what: str, cmd: Command, timeout_s: float = 60.0) -
 
 def runner_worker_pids(cmd: Command) -> set[int]:
     return {pid for pid in cmd.children()
-            if "bentolite.runner.worker" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")}
+            if "bentolite.runner.worker" in cmdline(pid)}
 
 
 def test_repeated_runner_kills_under_http_load(serve: Any) -> None:
@@ -238,7 +238,7 @@ def test_clients_that_disconnect_leave_nothing_in_flight(serve: Any) -> None:
 def test_api_worker_killed_under_load_is_replaced(serve: Any) -> None:
     cmd = serve(api_workers=2)
     api_workers = {pid for pid in cmd.children()
-                   if "bentolite.server.api_worker" in Path(f"/proc/{pid}/cmdline").read_bytes().decode()}
+                   if "bentolite.server.api_worker" in cmdline(pid)}
     assert len(api_workers) == 2
     victim = min(api_workers)
     outcomes: list[str] = []
