@@ -72,6 +72,21 @@ def _batch_key(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]
     )
 
 
+_SINGLE_ARRAY_KEY = ((None,), ())  # _batch_key((array,), {})
+
+
+def _single_array_items(args: tuple[Any, ...], kwargs: dict[str, Any], batch_dim: int
+                        ) -> int | None:
+    """Items of a call whose only argument is one numpy array; None for any other call."""
+    if kwargs or len(args) != 1:
+        return None
+    numpy = sys.modules.get("numpy")
+    value = args[0]
+    if numpy is None or type(value) is not numpy.ndarray or value.ndim == 0:
+        return None
+    return int(value.shape[batch_dim])
+
+
 class _Metrics:
     def __init__(self, runner_name: str, worker_index: int, max_batch_size: int) -> None:
         from prometheus_client import Histogram
@@ -230,6 +245,9 @@ class RunnerWorker:
                 f"runner {self.runner.name!r} has no method {method_name!r}")
         batcher = self._batchers[method_name]
         if method.config.batchable:
+            items = _single_array_items(args, kwargs, method.config.batch_dim[0])
+            if items is not None:  # the common call: skip the general inspection
+                return batcher.enqueue((args, kwargs, items), items, _SINGLE_ARRAY_KEY)
             items = batch_items(method, args, kwargs)
             return batcher.enqueue((args, kwargs, items), items, _batch_key(args, kwargs))
         return batcher.enqueue((args, kwargs, 1), 1)
