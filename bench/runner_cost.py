@@ -50,6 +50,22 @@ def _self_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _model_cpu_us(reps: tuple[str, str], rows: int, calls: int = 20) -> float:
+    """CPU us per row of the bench model run in-process in batches of ``rows``."""
+    import numpy as np
+
+    from bench.runner_batching import ROW_DIM, CostlyModel
+
+    os.environ["BENCH_FIXED_REPS"], os.environ["BENCH_ROW_REPS"] = reps
+    model = CostlyModel()
+    x = np.random.default_rng(1).standard_normal((rows, ROW_DIM)).astype(np.float32)
+    model.predict(x)
+    start = time.process_time()
+    for _ in range(calls):
+        model.predict(x)
+    return (time.process_time() - start) / (calls * rows) * 1e6
+
+
 async def _measure(handle, method, x, concurrency: int, calls: int, pid: int) -> dict:
     sent = 0
 
@@ -77,11 +93,12 @@ async def run(args: argparse.Namespace) -> None:
 
     if args.model_free:
         reps = ("0", "0")
+    elif args.reps:
+        reps = tuple(args.reps)
     else:
         reps = tuple(map(str, calibrate()))
     env = dict(os.environ, BENCH_FIXED_REPS=reps[0], BENCH_ROW_REPS=reps[1],
-               OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
-               BENTOLITE_DISABLE_METRICS="1" if args.no_metrics else "")
+               OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     with tempfile.TemporaryDirectory(prefix="bl-cost-") as run_dir:
         sock = os.path.join(run_dir, "w.sock")
         metrics_dir = os.path.join(run_dir, "metrics")
@@ -109,9 +126,12 @@ async def run(args: argparse.Namespace) -> None:
                 r = await _measure(handle, method, x, concurrency, args.calls, proc.pid)
                 if profiler is not None:
                     profiler.disable()
+                model_us = _model_cpu_us(reps, min(concurrency, runner.runner_methods[0]
+                                                   .limits.max_batch_size))
                 print(f"c={concurrency:3d}  caller {r['caller_us']:7.1f} us/call  "
-                      f"worker {r['worker_us']:7.1f} us/call  ({r['rows_s']:,.0f} rows/s wall)",
-                      flush=True)
+                      f"worker {r['worker_us']:7.1f} us/call, of which model ~{model_us:.1f} "
+                      f"(hop {r['worker_us'] - model_us:.1f})  "
+                      f"({r['rows_s']:,.0f} rows/s wall)", flush=True)
             if profiler is not None:
                 profiler.dump_stats(os.path.join(args.profile, "caller.prof"))
             await handle.aclose()
@@ -125,7 +145,8 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 64])
     parser.add_argument("--model-free", action="store_true")
-    parser.add_argument("--no-metrics", action="store_true")
+    parser.add_argument("--reps", nargs=2, metavar=("FIXED", "ROW"),
+                        help="model repetitions (default: calibrate, which is noisy here)")
     parser.add_argument("--profile", metavar="DIR")
     args = parser.parse_args()
     try:
