@@ -23,6 +23,9 @@ import time
 
 __all__ = ["main"]
 
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")  # before numpy: one BLAS thread, as in the worker
+
 
 _PROFILE_WORKER = """
 import cProfile, sys, time
@@ -60,10 +63,10 @@ def _model_cpu_us(reps: tuple[str, str], rows: int, calls: int = 20) -> float:
     model = CostlyModel()
     x = np.random.default_rng(1).standard_normal((rows, ROW_DIM)).astype(np.float32)
     model.predict(x)
-    start = time.process_time()
+    start = time.thread_time()
     for _ in range(calls):
         model.predict(x)
-    return (time.process_time() - start) / (calls * rows) * 1e6
+    return (time.thread_time() - start) / (calls * rows) * 1e6
 
 
 async def _measure(handle, method, x, concurrency: int, calls: int, pid: int) -> dict:
