@@ -224,7 +224,14 @@ async def run_all(seconds: float) -> str:
         f"pairs of (runner call - direct call); the direct 1-row call's median is "
         f"{direct_s * 1000:.2f} ms; target <= 1 ms).",
         f"Concurrency 64: **{c64:.0%}** of the limit (target >= 85%); "
-        f"{results[64][0] / rates[64]:.0%} of the in-process batch-64 rate.",
+        f"{results[64][0] / rates[64]:.0%} of the in-process batch-64 rate. In a closed loop "
+        f"of 64 callers no batch can exceed 64 rows, so the ceiling at concurrency 64 is "
+        f"{rates[64] / limit:.0%} of the limit (the batch-64 rate over the batch-100 rate): "
+        "the 85% target is out of reach by construction for this model; the meaningful "
+        "figure is the share of the batch-64 rate.",
+        "",
+        "Wall-clock rates on this shared box swing by 2x between runs; see the next section "
+        "(`bench/runner_cost.py`) for the CPU per call of the hop, which is steadier.",
         "",
         "Reading these: the mean batch reaches the concurrency (the dispatcher forms full "
         "batches and adds well under 1 ms of queue wait), so the gap to the limit is the "

@@ -188,10 +188,23 @@ def _plain_array(value: Any) -> bool:
 _ARRAY_RESULT, _ARRAY_CALL = b"\x00NA", b"\x00NC"
 
 
+# Calls and results mostly repeat a few (dtype, shape) pairs: headers and parsed headers are
+# memoised (bounded) so the per-call cost is one dict lookup each way.
+_MAX_CACHED_HEADERS = 256
+_headers: dict[tuple[bytes, Any, tuple[int, ...]], bytes] = {}
+_parsed_headers: dict[bytes, tuple[Any, tuple[int, ...]]] = {}
+
+
 def _array_header(tag: bytes, array: Any) -> bytes:
-    dtype = array.dtype.str.encode()
-    return b"".join([tag, bytes((len(dtype),)), dtype, bytes((array.ndim,)),
-                     struct.pack(f"!{array.ndim}Q", *array.shape)])
+    key = (tag, array.dtype, array.shape)
+    header = _headers.get(key)
+    if header is None:
+        dtype = array.dtype.str.encode()
+        header = b"".join([tag, bytes((len(dtype),)), dtype, bytes((array.ndim,)),
+                           struct.pack(f"!{array.ndim}Q", *array.shape)])
+        if len(_headers) < _MAX_CACHED_HEADERS:
+            _headers[key] = header
+    return header
 
 
 def _raw_bytes(array: Any) -> memoryview:
@@ -202,11 +215,15 @@ def _array_from(header: Any, data: Any) -> Any:
     import numpy as np
 
     header = bytes(header)
-    dtype_len = header[3]
-    dtype = header[4:4 + dtype_len].decode()
-    ndim = header[4 + dtype_len]
-    shape = struct.unpack_from(f"!{ndim}Q", header, 5 + dtype_len)
-    return np.frombuffer(data, dtype=dtype).reshape(shape)
+    parsed = _parsed_headers.get(header)
+    if parsed is None:
+        dtype_len = header[3]
+        dtype = np.dtype(header[4:4 + dtype_len].decode())
+        ndim = header[4 + dtype_len]
+        parsed = (dtype, struct.unpack_from(f"!{ndim}Q", header, 5 + dtype_len))
+        if len(_parsed_headers) < _MAX_CACHED_HEADERS:
+            _parsed_headers[header] = parsed
+    return np.frombuffer(data, dtype=parsed[0]).reshape(parsed[1])
 
 
 def encode_payload(obj: Any) -> list[memoryview | bytes]:

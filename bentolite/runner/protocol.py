@@ -50,12 +50,19 @@ def pack_frame(
     """The pieces of one frame, ready for ``transport.writelines``."""
     meta_bytes = _encode_meta(meta) if meta else b""
     sizes = [len(b) if isinstance(b, bytes) else memoryview(b).nbytes for b in buffers]
-    lengths = struct.pack(f"!{len(sizes)}Q", *sizes)
+    lengths = _lengths_struct(len(sizes)).pack(*sizes)
     rest = _HEADER.size - _PREFIX.size + len(lengths) + len(meta_bytes) + sum(sizes)
     if rest > MAX_FRAME_BYTES:
         raise ValueError(f"a runner call payload of {rest} bytes exceeds the 4 GiB frame limit")
     header = _HEADER.pack(rest, kind, request_id, len(meta_bytes), len(sizes))
     return [header + lengths + meta_bytes, *buffers]
+
+
+_LENGTHS = [struct.Struct(f"!{n}Q") for n in range(8)]
+
+
+def _lengths_struct(count: int) -> struct.Struct:
+    return _LENGTHS[count] if count < len(_LENGTHS) else struct.Struct(f"!{count}Q")
 
 
 _meta_cache: dict[Any, bytes] = {}
@@ -144,7 +151,7 @@ def parse_frame(data: bytearray) -> Frame:
     """Parse one whole frame (length prefix included)."""
     _, kind, request_id, meta_len, n_buffers = _HEADER.unpack_from(data, 0)
     pos = _HEADER.size
-    sizes = struct.unpack_from(f"!{n_buffers}Q", data, pos)
+    sizes = _lengths_struct(n_buffers).unpack_from(data, pos)
     pos += 8 * n_buffers
     meta = _decode_meta(bytes(data[pos:pos + meta_len])) if meta_len else {}
     pos += meta_len

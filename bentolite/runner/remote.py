@@ -73,6 +73,15 @@ class _Worker:
         return pending + self.waiting
 
 
+def _outstanding(worker: _Worker) -> int:
+    return worker.outstanding
+
+
+def _time_out(fut: asyncio.Future[Any]) -> None:
+    if not fut.done():
+        fut.set_exception(asyncio.TimeoutError())
+
+
 async def _open(address: str, label: str) -> _Connection:
     loop = asyncio.get_running_loop()
     _, conn = await loop.create_unix_connection(lambda: _Connection(label), _socket_path(address))
@@ -150,19 +159,29 @@ class RemoteRunnerHandle(RunnerHandle):
             f"runner {self._runner.name!r} has no reachable worker ({'; '.join(errors)}); "
             "it may be restarting, retry shortly")
 
+    def _open_least_busy(self) -> _Connection | None:
+        """``_pick``'s choice without a coroutine, when that worker's connection is open."""
+        workers = self._workers
+        worker = workers[0] if len(workers) == 1 else min(workers, key=_outstanding)
+        conn = worker.conn
+        return conn if conn is not None and not conn.closed else None
+
     async def call(self, method_name: str, args: tuple[Any, ...], kwargs: dict[str, Any],
                    trace: dict[str, str] | None = None) -> Any:
         """Call ``method_name`` on a worker; ``trace`` is an optional W3C trace-context dict."""
-        conn = await self._pick()
+        conn = self._open_least_busy() or await self._pick()
         rid = conn.next_id()
-        fut: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Frame] = loop.create_future()
         meta: dict[str, Any] = {"m": method_name}
         if trace:
             meta["trace"] = trace
         conn.pending[rid] = fut
         conn.send(pack_frame(CALL, rid, meta, encode_payload((args, kwargs))))
+        # a bare timer, not asyncio.wait_for: that costs a second future and callbacks per call
+        timer = loop.call_later(self._timeout_s, _time_out, fut)
         try:
-            frame = await asyncio.wait_for(fut, self._timeout_s)
+            frame = await fut
         except asyncio.TimeoutError:
             conn.pending.pop(rid, None)
             conn.send(pack_frame(CANCEL, rid))
@@ -174,6 +193,8 @@ class RemoteRunnerHandle(RunnerHandle):
             if conn.pending.pop(rid, None) is not None:
                 conn.send(pack_frame(CANCEL, rid))
             raise
+        finally:
+            timer.cancel()
         if frame.kind == RESULT:
             return decode_payload(frame.buffers)
         raise error_from_meta(frame.meta, self._runner.name)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import concurrent.futures
 import functools
 import importlib
@@ -74,6 +75,21 @@ def _batch_key(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]
     )
 
 
+_SINGLE_ARRAY_KEY = ((None,), ())  # _batch_key((array,), {})
+
+
+def _single_array_items(args: tuple[Any, ...], kwargs: dict[str, Any], batch_dim: int
+                        ) -> int | None:
+    """Items of a call whose only argument is one numpy array; None for any other call."""
+    if kwargs or len(args) != 1:
+        return None
+    numpy = sys.modules.get("numpy")
+    value = args[0]
+    if numpy is None or type(value) is not numpy.ndarray or value.ndim == 0:
+        return None
+    return int(value.shape[batch_dim])
+
+
 class _Metrics:
     def __init__(self, runner_name: str, worker_index: int, max_batch_size: int) -> None:
         from prometheus_client import Histogram
@@ -100,10 +116,31 @@ class _Metrics:
 
         def on_batch(items: int, waits: Sequence[float]) -> None:
             size.observe(items)
-            for w in waits:
-                wait.observe(w)
+            _observe_many(wait, waits)
 
         return on_batch
+
+
+def _observe_many(histogram: Any, values: Sequence[float]) -> None:
+    """``observe`` each value, with one update per bucket instead of one per value.
+
+    In multiprocess mode every ``observe`` writes two mmap'd values under a lock (measured:
+    about 16 us, a quarter of the worker's per-call CPU at concurrency 64).
+    """
+    bounds = getattr(histogram, "_upper_bounds", None)
+    buckets = getattr(histogram, "_buckets", None)
+    total = getattr(histogram, "_sum", None)
+    if bounds is None or buckets is None or total is None or len(values) < 2:
+        for value in values:
+            histogram.observe(value)
+        return
+    counts = [0] * len(bounds)
+    for value in values:
+        counts[bisect.bisect_left(bounds, value)] += 1  # first bound >= value, as observe
+    for bucket, count in zip(buckets, counts):
+        if count:
+            bucket.inc(count)
+    total.inc(sum(values))
 
 
 class RunnerWorker:
@@ -216,6 +253,9 @@ class RunnerWorker:
                 f"runner {self.runner.name!r} has no method {method_name!r}")
         batcher = self._batchers[method_name]
         if method.config.batchable:
+            items = _single_array_items(args, kwargs, method.config.batch_dim[0])
+            if items is not None:  # the common call: skip the general inspection
+                return batcher.enqueue((args, kwargs, items), items, _SINGLE_ARRAY_KEY)
             items = batch_items(method, args, kwargs)
             future = batcher.enqueue((args, kwargs, items), items, _batch_key(args, kwargs))
         else:
