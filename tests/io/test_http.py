@@ -5,10 +5,10 @@ import asyncio
 import io
 import json
 import threading
+from types import SimpleNamespace
 from typing import Any, Awaitable, Callable
 
 import aiohttp
-import attrs
 from blockbuster import blockbuster_ctx
 import numpy as np
 from aiohttp import web
@@ -16,31 +16,7 @@ from aiohttp import web
 from bentolite.exceptions import BentoMLException
 from bentolite.io import JSON, HTTPMessage, IODescriptor, Multipart, NumpyNdarray, Text
 from bentolite.io.base import OFFLOAD_DECODE_BYTES
-
-
-@attrs.define
-class _Cookie:
-    key: str
-    value: str
-    max_age: int | None = None
-    expires: int | None = None
-    path: str = "/"
-    domain: str | None = None
-    secure: bool = False
-    httponly: bool = True
-    samesite: str = "lax"
-
-
-@attrs.define
-class _Response:
-    status_code: int = 200
-    headers: dict[str, str] = attrs.Factory(dict)
-    cookies: list[_Cookie] = attrs.Factory(list)
-
-
-@attrs.define
-class _Context:
-    response: _Response = attrs.Factory(_Response)
+from bentolite.service.context import Cookie, ResponseContext
 
 
 def endpoint(
@@ -49,7 +25,7 @@ def endpoint(
     """A minimal API route: decode, call, encode; BentoMLException -> its status and JSON body."""
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        ctx = _Context() if with_ctx else None
+        ctx = SimpleNamespace(response=ResponseContext()) if with_ctx else None
         try:
             value = await input_.from_http_request(request)
             result = func(value, ctx) if with_ctx else func(value)
@@ -99,10 +75,10 @@ def test_numpy_round_trip_and_400_over_http():
 
 
 def test_context_sets_status_headers_and_cookies():
-    def func(value: Any, ctx: _Context) -> Any:
+    def func(value: Any, ctx: Any) -> Any:
         ctx.response.status_code = 201
         ctx.response.headers["X-Custom"] = "yes"
-        ctx.response.cookies.append(_Cookie("session", "abc", max_age=60))
+        ctx.response.cookies.append(Cookie("session", "abc", max_age=60, httponly=True))
         return {"got": value}
 
     async def calls(session: aiohttp.ClientSession):

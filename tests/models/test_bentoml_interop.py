@@ -1,7 +1,6 @@
 """Round trips with the real BentoML 1.1.11 (the benchmark's venv), when it is present."""
 from __future__ import annotations
 
-import glob
 import os
 import subprocess
 import textwrap
@@ -9,25 +8,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.bentoml_venv import SKIP_REASON, bentoml_python
+
 import bentolite
 from bentolite import models
 
 
-def _bentoml_python() -> str | None:
-    if os.environ.get("BENTOML_PYTHON"):
-        return os.environ["BENTOML_PYTHON"]
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
-    venv_home = os.environ.get("BENTOLITE_VENV_HOME") or os.path.join(cache, "bentolite")
-    for venv in sorted(glob.glob(os.path.join(venv_home, "bench-bentoml-1.1.11-*"))):
-        if os.path.isfile(os.path.join(venv, ".complete")):
-            return os.path.join(venv, "bin", "python")
-    return None
-
-
-BENTOML_PYTHON = _bentoml_python()
+BENTOML_PYTHON = bentoml_python()
 pytestmark = pytest.mark.skipif(
     BENTOML_PYTHON is None,
-    reason="BentoML 1.1.11 venv not found (make it with bench/bentoml_venv.sh or set BENTOML_PYTHON)",
+    reason=SKIP_REASON,
 )
 
 BENTOML_SIDE = textwrap.dedent(

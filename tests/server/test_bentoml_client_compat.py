@@ -1,28 +1,18 @@
 """BentoML 1.1.11's own ``bentoml.client`` calls a bentolite server unchanged (when its venv exists)."""
 from __future__ import annotations
 
-import glob
 import json
 import os
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from tests.bentoml_venv import SKIP_REASON, bentoml_python
 from serve_helpers import Server
 
 
-def _bentoml_python() -> str | None:
-    if os.environ.get("BENTOML_PYTHON"):
-        return os.environ["BENTOML_PYTHON"]
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
-    venv_home = os.environ.get("BENTOLITE_VENV_HOME") or os.path.join(cache, "bentolite")
-    for venv in sorted(glob.glob(os.path.join(venv_home, "bench-bentoml-1.1.11-*"))):
-        if os.path.isfile(os.path.join(venv, ".complete")):
-            return os.path.join(venv, "bin", "python")
-    return None
-
-
-BENTOML_PYTHON = _bentoml_python()
+BENTOML_PYTHON = bentoml_python()
 
 CLIENT_SIDE = """
 import json, sys
@@ -45,8 +35,7 @@ print("RESULT " + json.dumps(results))
 """
 
 
-@pytest.mark.skipif(BENTOML_PYTHON is None, reason="BentoML 1.1.11 venv not found "
-                    "(make it with bench/bentoml_venv.sh or set BENTOML_PYTHON)")
+@pytest.mark.skipif(BENTOML_PYTHON is None, reason=SKIP_REASON)
 def test_bentoml_1_1_client_calls_bentolite(server: Server, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["BENTOML_HOME"] = str(tmp_path / "bentoml-home")
