@@ -12,7 +12,7 @@ import attrs
 from ..exceptions import BadInput, InternalServerError, InvalidArgument
 from .base import HTTPMessage, IODescriptor, join_field
 
-__all__ = ["JSON", "DefaultJsonEncoder", "JSONType", "loads_finite"]
+__all__ = ["JSON", "DefaultJsonEncoder", "JSONType", "loads_finite", "parse_json"]
 
 JSONType = Union[str, Dict[str, Any], List[Any], int, float, bool, None]
 
@@ -31,6 +31,27 @@ def _finite_float(text: str) -> float:
 def loads_finite(body: bytes | str) -> Any:
     """``json.loads`` that refuses NaN/Infinity and overflowing numbers (ValueError), as RFC 8259 JSON."""
     return json.loads(body, parse_constant=_refuse_constant, parse_float=_finite_float)
+
+
+def parse_json(body: bytes, field: str, prefix: str, *, check_floats: bool = True) -> Any:
+    """Parse a request body as JSON, or raise BadInput saying what is wrong and where.
+
+    ``check_floats=False`` skips the per-number overflow check (a Python call per float) for
+    callers that check the parsed values themselves; NaN/Infinity literals are refused always.
+    """
+    try:
+        if check_floats:
+            return loads_finite(body)
+        return json.loads(body, parse_constant=_refuse_constant)
+    except json.JSONDecodeError as exc:
+        raise BadInput(
+            f"{prefix}: {exc.msg} at line {exc.lineno} column {exc.colno} (char {exc.pos})",
+            field=field,
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"{prefix}: not UTF-8 text ({exc.reason})", field=field) from None
+    except ValueError as exc:  # NaN, Infinity, a number too large for a float
+        raise BadInput(f"{prefix}: {exc}", field=field) from None
 
 
 class DefaultJsonEncoder(json.JSONEncoder):
@@ -109,17 +130,7 @@ class JSON(IODescriptor[Any]):
     def _decode(self, msg: HTTPMessage, field: str) -> Any:
         if not msg.body.strip() and self._pydantic_model is None:
             return None  # the encoding of None
-        try:
-            obj = loads_finite(msg.body)
-        except json.JSONDecodeError as exc:
-            raise BadInput(
-                f"Invalid JSON input received: {exc.msg} at line {exc.lineno} column {exc.colno} (char {exc.pos})",
-                field=field,
-            ) from None
-        except UnicodeDecodeError as exc:
-            raise BadInput(f"Invalid JSON input received: not UTF-8 text ({exc.reason})", field=field) from None
-        except ValueError as exc:  # NaN, Infinity, a number too large for a float
-            raise BadInput(f"Invalid JSON input received: {exc}", field=field) from None
+        obj = parse_json(msg.body, field, "Invalid JSON input received")
         if self._pydantic_model is None:
             return obj
         return self._validate(obj, field)
