@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import MAX_REQUEST_SIZE_MB
+from tests.reliability.conftest import MAX_REQUEST_SIZE_MB
 from serve_helpers import Server
 
 __all__: list[str] = []

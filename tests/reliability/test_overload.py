@@ -14,7 +14,7 @@ from typing import Iterator
 
 import pytest
 
-from conftest import MAX_CONCURRENCY, start_server
+from tests.reliability.conftest import MAX_CONCURRENCY, start_server
 from serve_helpers import Reply, Server
 
 __all__: list[str] = []
