@@ -17,7 +17,7 @@ from aiohttp import web
 from .. import tracing
 from ..config import BentoliteConfig, get_config
 from ..exceptions import BadInput, BentoMLException, ServiceUnavailable
-from ..io.base import HTTPMessage
+from ..io.base import OFFLOAD_DECODE_BYTES, HTTPMessage
 from .metrics import ApiServerMetrics, exposition, instrument_runner
 from .middlewares import (
     STREAM_KEY, AccessLogger, make_observe_middleware, make_traffic_middleware,
@@ -37,9 +37,6 @@ logger = logging.getLogger("bentolite.server")
 
 #: Prepares one runner in this process (local init or remote client); may be sync or async.
 RunnerInit = Callable[[Any], Any]
-
-#: async APIs decode bodies larger than this in the thread pool instead of on the loop
-_DECODE_IN_THREAD_BYTES = 256 * 1024
 
 _SERVICE = web.AppKey("service", object)
 _RUNNERS_PENDING = web.AppKey("runners_pending", set)
@@ -133,7 +130,7 @@ def _make_handler(
         body = await request.read()
         response_ctx = context.begin_request(request.headers, request.query)
         if api.is_async:
-            if len(body) > _DECODE_IN_THREAD_BYTES:  # keep the event loop free for others
+            if len(body) >= OFFLOAD_DECODE_BYTES:  # keep the event loop free for others
                 loop = asyncio.get_running_loop()
                 value = await loop.run_in_executor(
                     request.app[_POOL], _decode, api, body, request.headers)
