@@ -78,6 +78,7 @@ class Supervisor:
         self.groups: list[RunnerWorkerGroup] = []
         self.api_workers: list[ManagedProcess] = []
         self._stop = asyncio.Event()
+        self._starting: list[asyncio.Task[None]] = []  # runner groups still starting
         self._failure: str | None = None
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -124,12 +125,14 @@ class Supervisor:
         prometheus_dir.mkdir()
         config_path = await asyncio.to_thread(self._write_config)
         runner_map: dict[str, list[str]] = dict(self.remote_runners)
-        starting = [await self._start_group(runner, prometheus_dir, runner_map)
-                    for runner in service.runners
-                    if not runner.embedded and runner.name not in self.remote_runners]
+        starting = self._starting
+        starting += [await self._start_group(runner, prometheus_dir, runner_map)
+                     for runner in service.runners
+                     if not runner.embedded and runner.name not in self.remote_runners]
         for index in range(self.api_worker_count):
             await self._start_api_worker(index, runner_map, config_path, prometheus_dir)
         # Runners load while the API workers already answer /readyz (503 naming them).
+        # Starts still pending at a stop are cancelled by stop(), after the API workers drain.
         stop_waiter = asyncio.ensure_future(self._stop.wait())
         try:
             while starting and not self._stop.is_set():
@@ -140,9 +143,6 @@ class Supervisor:
                     task.result()  # a RunnerStartError carries the worker's traceback
         finally:
             stop_waiter.cancel()
-            for task in starting:
-                task.cancel()
-            await asyncio.gather(*starting, return_exceptions=True)
 
     def _load_service(self) -> Service:
         from ..service.loader import load
@@ -225,6 +225,9 @@ class Supervisor:
             self.sock = None
         # API workers finish in-flight requests (which may still call runners) first.
         await asyncio.gather(*(p.stop(self.graceful_shutdown_s + 5.0) for p in self.api_workers))
+        for task in self._starting:  # a runner still loading: its start is of no use now
+            task.cancel()
+        await asyncio.gather(*self._starting, return_exceptions=True)
         await asyncio.gather(*(g.stop(grace_s=10.0) for g in self.groups))
         if self.run_dir is not None:
             await asyncio.to_thread(shutil.rmtree, self.run_dir, True)
