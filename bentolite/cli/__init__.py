@@ -32,10 +32,9 @@ class _Group(click.Group):
 @click.version_option(package_name="bentolite", prog_name="bentolite")
 def cli() -> None:
     """bentolite: serve BentoML runner-era (v1) services."""
-    logging.basicConfig(
-        level=logging.DEBUG if os.environ.get("BENTOLITE_DEBUG") else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from ..logs import configure_logging
+
+    configure_logging("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def _register() -> None:

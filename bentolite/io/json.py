@@ -28,9 +28,20 @@ def _finite_float(text: str) -> float:
     return value
 
 
+# built once: json.loads with options builds a new decoder per call
+_FINITE_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
+_NO_CONSTANTS_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
+def _text(body: bytes | str) -> str:
+    if isinstance(body, str):
+        return body
+    return body.decode(json.detect_encoding(body), "surrogatepass")
+
+
 def loads_finite(body: bytes | str) -> Any:
     """``json.loads`` that refuses NaN/Infinity and overflowing numbers (ValueError), as RFC 8259 JSON."""
-    return json.loads(body, parse_constant=_refuse_constant, parse_float=_finite_float)
+    return _FINITE_DECODER.decode(_text(body))
 
 
 def parse_json(body: bytes, field: str, prefix: str, *, check_floats: bool = True) -> Any:
@@ -42,7 +53,7 @@ def parse_json(body: bytes, field: str, prefix: str, *, check_floats: bool = Tru
     try:
         if check_floats:
             return loads_finite(body)
-        return json.loads(body, parse_constant=_refuse_constant)
+        return _NO_CONSTANTS_DECODER.decode(_text(body))
     except json.JSONDecodeError as exc:
         raise BadInput(
             f"{prefix}: {exc.msg} at line {exc.lineno} column {exc.colno} (char {exc.pos})",

@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 #: Longest AF_UNIX path most platforms accept (108 on Linux, 104 on macOS).
 _MAX_SOCKET_PATH = 100
+_FORWARD_CHUNK = 64 * 1024
 
 
 class RunnerStartError(BentoMLException):
@@ -131,14 +132,24 @@ class ManagedProcess:
     async def _forward(self, proc: asyncio.subprocess.Process) -> None:
         assert proc.stdout is not None
         out = self._output or sys.stderr
+        partial = b""
         while True:
-            line = await proc.stdout.readline()
-            if not line:
-                return
-            text = line.decode(errors="replace").rstrip("\n")
-            self._tail.append(text)
+            # whole chunks, not lines: one write for a burst of access-log lines
+            chunk = await proc.stdout.read(_FORWARD_CHUNK)
+            if not chunk:
+                if partial:
+                    chunk = b"\n"
+                else:
+                    return
+            data = partial + chunk
+            cut = data.rfind(b"\n") + 1  # forward whole lines only: children never interleave
+            partial = data[cut:]
+            if not cut:
+                continue
+            text = data[:cut].decode(errors="replace")
+            self._tail.extend(text[:-1].split("\n"))
             try:
-                out.write(text + "\n")
+                out.write(text)
                 out.flush()
             except (OSError, ValueError):  # output closed: keep draining the pipe
                 pass
@@ -227,6 +238,8 @@ class RunnerWorkerGroup:
         worker_count / env_map: override the strategy.
         extra_env: added to every worker's env (e.g. ``PROMETHEUS_MULTIPROC_DIR``).
         start_timeout_s: how long a worker may take to load its model and become ready.
+        reserved_cpus: cores the API workers of this host use; an unset ``resources``
+            config schedules the runner on the rest (see ``runner_resources_beside``).
     """
 
     def __init__(
@@ -243,6 +256,7 @@ class RunnerWorkerGroup:
         start_timeout_s: float = 300.0,
         restart_backoff_s: float = 0.5,
         output: Any = None,
+        reserved_cpus: float = 0,
     ) -> None:
         self.runner = runner
         self.target = target
@@ -251,6 +265,7 @@ class RunnerWorkerGroup:
         # None: from the runner's strategy, resolved in start() (it reads cgroup files)
         self.worker_count = worker_count
         self.env_map = env_map
+        self.reserved_cpus = reserved_cpus
         self.extra_env = dict(extra_env or {})
         self.python = python
         self.start_timeout_s = start_timeout_s
@@ -275,10 +290,10 @@ class RunnerWorkerGroup:
 
     def _prepare(self) -> tuple[list[str], str, list[dict[str, str]]]:
         self.working_dir = os.path.abspath(self.working_dir or os.getcwd())
-        if self.worker_count is None:
-            self.worker_count = self.runner.scheduled_worker_count
         if self.env_map is None:
-            self.env_map = self.runner.scheduled_worker_env_map
+            self.env_map = self.runner.scheduled_workers(reserved_cpus=self.reserved_cpus)
+        if self.worker_count is None:
+            self.worker_count = len(self.env_map)
         addresses = self._socket_paths()
         config_path = self._config_file()
         return addresses, config_path, [self.worker_env(i, config_path)

@@ -11,7 +11,7 @@ from ..tag import normalize_name
 from .batching import BatchLimits
 from .handle import LocalRunnerHandle, NotInitializedHandle, RunnerHandle
 from .runnable import Runnable, RunnableMethodConfig
-from .strategy import DefaultStrategy, Strategy
+from .strategy import DefaultStrategy, Strategy, runner_resources_beside
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..config import RunnerConfig
@@ -153,16 +153,24 @@ class Runner:
 
     @property
     def scheduled_worker_count(self) -> int:
-        return self.scheduling_strategy.get_worker_count(
-            self.runnable_class, self.resource_config, self.workers_per_resource)
+        return len(self.scheduled_workers())
 
     @property
     def scheduled_worker_env_map(self) -> dict[int, dict[str, str]]:
-        return {
-            index: self.scheduling_strategy.get_worker_env(
-                self.runnable_class, self.resource_config, self.workers_per_resource, index)
-            for index in range(self.scheduled_worker_count)
-        }
+        return self.scheduled_workers()
+
+    def scheduled_workers(self, reserved_cpus: float = 0) -> dict[int, dict[str, str]]:
+        """Worker index -> environment, from the strategy and the ``resources`` config.
+
+        ``reserved_cpus``: cores the API workers on this host use, left out of an unset
+        ``resources`` config (see ``runner_resources_beside``).
+        """
+        strategy, runnable = self.scheduling_strategy, self.runnable_class
+        resources = runner_resources_beside(self.resource_config, reserved_cpus)
+        count = strategy.get_worker_count(runnable, resources, self.workers_per_resource)
+        return {index: strategy.get_worker_env(runnable, resources, self.workers_per_resource,
+                                               index)
+                for index in range(count)}
 
     # --- default method -------------------------------------------------------------
 

@@ -18,6 +18,7 @@ __all__ = [
     "THREAD_ENV_VARS",
     "system_resources",
     "resolve_resources",
+    "runner_resources_beside",
     "cgroup_cpu_count",
 ]
 
@@ -178,6 +179,21 @@ def resolve_resources(spec: Any) -> dict[str, Any]:
     # bentolite: a mapping without "cpu" still gets the CPUs of the machine
     out.setdefault("cpu", CpuResource.from_system())
     return out
+
+
+def runner_resources_beside(resource_request: Any, reserved_cpus: float) -> Any:
+    """The resources runners get on a host whose API workers use ``reserved_cpus`` cores.
+
+    Only an unset (or ``"system"``) request changes: its CPU count drops by the reserved
+    cores (at least 1 stays), so a multi-threaded runnable sizes its thread pool, and a
+    single-threaded one its worker count, to the cores the API workers leave free instead
+    of oversubscribing them. An explicit ``resources`` config is used as written.
+    """
+    if reserved_cpus <= 0 or not (resource_request is None or resource_request == "system"):
+        return resource_request
+    resources = system_resources()
+    resources["cpu"] = max(1.0, resources["cpu"] - reserved_cpus)
+    return resources
 
 
 class Strategy:

@@ -24,6 +24,7 @@ from typing import Any, Sequence
 
 from .. import tracing
 from ..exceptions import BentoMLException
+from ..logs import configure_logging
 from .batching import AdaptiveBatcher
 from .container import (
     check_batch_length, concat_batches, decode_payload, encode_payload, is_batch_value, split_batch,
@@ -409,10 +410,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.socket is None and args.port is None:
         parser.error("give --socket PATH and/or --port PORT")
     sys.path.insert(0, os.path.abspath(args.working_dir))
-    logging.basicConfig(
-        level=logging.INFO, stream=sys.stderr,
-        format=f"%(asctime)s %(levelname)s [runner:{args.runner_name}:{args.worker_index}] "
-               "%(message)s")
+    configure_logging(f"%(asctime)s %(levelname)s [runner:{args.runner_name}:{args.worker_index}] "
+                      "%(message)s")
     started = time.monotonic()
     # The loop thread (frames, pickling) and the model thread share the GIL; a short switch
     # interval hands it back to the model sooner after each numpy call (measured: about +40%

@@ -20,6 +20,7 @@ import threading
 import time
 from typing import Any
 
+from ..logs import configure_logging
 from .app import API_THREAD_PREFIX
 
 __all__ = ["EXIT_STARTUP_FAILED", "main", "run_worker", "run_server", "remote_runner_init"]
@@ -146,8 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.prometheus_dir:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = args.prometheus_dir
-    logging.basicConfig(level=logging.DEBUG if os.environ.get("BENTOLITE_DEBUG") else logging.INFO,
-                        format=f"%(asctime)s %(levelname)s [api:{args.worker_id}] %(name)s: %(message)s")
+    configure_logging(f"%(asctime)s %(levelname)s [api:{args.worker_id}] %(name)s: %(message)s")
     if args.fd is None and args.port is None:
         parser.error("give --fd (inherited socket) or --port")
     if args.watch_parent:

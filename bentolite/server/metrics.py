@@ -78,16 +78,21 @@ def _get_or_create(cls: Any, name: str, doc: str, labels: list[str], **kw: Any) 
 class _TimedRunnerHandle:
     """Wraps a runner handle to time each call from this API worker (any handle kind)."""
 
-    __slots__ = ("_inner", "_runner_name", "_histogram")
+    __slots__ = ("_inner", "_runner_name", "_histogram", "_children")
 
     def __init__(self, inner: Any, runner_name: str, histogram: Any) -> None:
         self._inner = inner
         self._runner_name = runner_name
         self._histogram = histogram
+        self._children: dict[tuple[str, str], Any] = {}
 
     def _observe(self, method: Any, start: float, status: str) -> None:
-        self._histogram.labels(runner_name=self._runner_name, method_name=method.name,
-                               status=status).observe(time.perf_counter() - start)
+        elapsed = time.perf_counter() - start
+        child = self._children.get((method.name, status))
+        if child is None:
+            child = self._children[(method.name, status)] = self._histogram.labels(
+                runner_name=self._runner_name, method_name=method.name, status=status)
+        child.observe(elapsed)
 
     def run_method(self, method: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         start, status = time.perf_counter(), "error"

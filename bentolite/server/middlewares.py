@@ -5,7 +5,7 @@ import asyncio
 import logging
 import os
 import re
-import secrets
+import random
 import time
 import traceback
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
@@ -44,6 +44,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 logger = logging.getLogger("bentolite.server")
 access_logger = logging.getLogger("bentoml.access")
+# request ids need to be unique, not secret: no system call per request
+_random_bits = random.Random().getrandbits  # seeded from os.urandom: differs per worker
 
 
 def _json_error(status: int, body: dict[str, Any], headers: dict[str, str] | None = None
@@ -143,7 +145,7 @@ def make_observe_middleware(
 
     @web.middleware
     async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
-        request_id = str(secrets.randbits(63))
+        request_id = str(_random_bits(63))
         cors_headers = _cors_headers(request, cors) if cors.enabled else {}
         if (cors.enabled and request.method == "OPTIONS"
                 and "Access-Control-Request-Method" in request.headers):

@@ -171,7 +171,7 @@ class Supervisor:
             runner, self.target, self.run_dir / "runners", working_dir=self.working_dir,
             extra_env={"PROMETHEUS_MULTIPROC_DIR": str(prometheus_dir),
                        PARENT_PID_ENV: str(os.getpid())},
-            start_timeout_s=self.runner_start_timeout_s)
+            start_timeout_s=self.runner_start_timeout_s, reserved_cpus=self.api_worker_count)
         self.groups.append(group)
         task = asyncio.ensure_future(group.start())
         # The group picks its socket paths first thing in start(); the API workers need

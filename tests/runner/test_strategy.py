@@ -1,6 +1,7 @@
 """DefaultStrategy worker counts and env; CPU counting through cgroup files."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -13,10 +14,18 @@ class CpuThreads(bentolite.Runnable):
     SUPPORTED_RESOURCES = ("cpu",)
     SUPPORTS_CPU_MULTI_THREADING = True
 
+    @bentolite.Runnable.method
+    def __call__(self, x: int) -> int:
+        return x
+
 
 class CpuSingle(bentolite.Runnable):
     SUPPORTED_RESOURCES = ("cpu",)
     SUPPORTS_CPU_MULTI_THREADING = False
+
+    @bentolite.Runnable.method
+    def __call__(self, x: int) -> int:
+        return x
 
 
 class Gpu(bentolite.Runnable):
@@ -83,3 +92,23 @@ def test_cgroup_quota_limits_cpu_count(tmp_path: Path) -> None:
     (v1 / "cpu" / "cpu.cfs_quota_us").write_text("100000")
     (v1 / "cpu" / "cpu.cfs_period_us").write_text("100000")
     assert cgroup_cpu_count(v1) == 1.0
+
+
+def test_runners_get_the_cpus_the_api_workers_leave() -> None:
+    from bentolite.runner.strategy import runner_resources_beside
+
+    cpus = cgroup_cpu_count()
+    beside = runner_resources_beside(None, 1)
+    assert beside["cpu"] == max(1.0, cpus - 1) and "nvidia.com/gpu" in beside
+    assert runner_resources_beside("system", cpus + 4)["cpu"] == 1.0  # never below one
+    assert runner_resources_beside(None, 0) is None  # nothing reserved: the plain default
+    explicit = {"cpu": 8}
+    assert runner_resources_beside(explicit, 1) is explicit  # a config is used as written
+
+    threads = bentolite.Runner(CpuThreads, name="threads")
+    env = threads.scheduled_workers(reserved_cpus=cpus)[0]
+    assert {env[k] for k in THREAD_ENV_VARS} == {"1"}
+    assert threads.scheduled_workers() == threads.scheduled_worker_env_map
+    single = bentolite.Runner(CpuSingle, name="single")
+    assert len(single.scheduled_workers(reserved_cpus=1)) == math.ceil(max(1.0, cpus - 1))
+    assert single.scheduled_worker_count == math.ceil(cpus)

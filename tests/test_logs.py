@@ -1,0 +1,69 @@
+"""The batched log handler: nothing lost, order kept, warnings at once, the rest soon."""
+from __future__ import annotations
+
+import io
+import logging
+import subprocess
+import sys
+import time
+
+from bentolite.logs import BatchedStreamHandler
+
+
+def _logger(handler: logging.Handler) -> logging.Logger:
+    logger = logging.getLogger(f"test.logs.{id(handler)}")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    return logger
+
+
+def test_info_lines_are_written_together_after_the_interval() -> None:
+    stream = io.StringIO()
+    handler = BatchedStreamHandler(stream, interval_s=0.2)
+    log = _logger(handler)
+    for i in range(3):
+        log.info("line %d", i)
+    assert stream.getvalue() == ""  # held back: one write for the lot
+    deadline = time.monotonic() + 5
+    while stream.getvalue().count("\n") < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert stream.getvalue() == "line 0\nline 1\nline 2\n"
+
+
+def test_a_warning_is_written_at_once_after_what_came_before() -> None:
+    stream = io.StringIO()
+    log = _logger(BatchedStreamHandler(stream, interval_s=60))
+    log.info("first")
+    log.warning("second")
+    assert stream.getvalue() == "first\nsecond\n"
+    log.info("third")
+    assert stream.getvalue() == "first\nsecond\n"
+
+
+def test_a_full_buffer_is_written_at_once() -> None:
+    stream = io.StringIO()
+    log = _logger(BatchedStreamHandler(stream, interval_s=60, max_pending=4))
+    for i in range(4):
+        log.info("%d", i)
+    assert stream.getvalue() == "0\n1\n2\n3\n"
+
+
+def test_lines_pending_at_exit_are_not_lost() -> None:
+    code = (
+        "import logging\n"
+        "from bentolite.logs import configure_logging\n"
+        "configure_logging('%(levelname)s %(message)s')\n"
+        "for i in range(500): logging.getLogger('x').info('line %d', i)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0
+    assert out.stderr.splitlines() == [f"INFO line {i}" for i in range(500)]
+
+
+def test_timestamps_match_the_standard_formatter() -> None:
+    from bentolite.logs import _Formatter
+
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "hello", None, None)
+    assert _Formatter("%(asctime)s %(message)s").format(record) == \
+        logging.Formatter("%(asctime)s %(message)s").format(record)
