@@ -39,6 +39,9 @@ if ! log="$(flock "$VENV/.install-lock" "$VENV/bin/python" -m pip install -q --n
   echo "$log" >&2
   exit 1
 fi
+# byte-compile the checkout as an install would: every worker process a test or benchmark
+# starts then skips compiling (even with PYTHONDONTWRITEBYTECODE set)
+"$VENV/bin/python" -m compileall -q "$ROOT/bentolite" >/dev/null
 export PATH="$VENV/bin:$PATH"
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 export VIRTUAL_ENV="$VENV"
