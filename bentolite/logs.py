@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import threading
 import time
-from typing import TextIO
+from typing import Any, TextIO
 
-__all__ = ["BatchedStreamHandler", "configure_logging"]
+__all__ = ["BatchedStreamHandler", "configure_logging", "info_fast"]
+
+_DIRECT_FIELDS = {"asctime", "levelname", "name", "message"}
 
 
 class _Formatter(logging.Formatter):
@@ -23,6 +26,22 @@ class _Formatter(logging.Formatter):
 
     _second = -1
     _stamp = ""
+
+    def __init__(self, fmt: str) -> None:
+        super().__init__(fmt)
+        #: the format needs nothing but these, so ``format_info`` can fill it without a record
+        self.direct = set(re.findall(r"%\((\w+)\)", fmt)) <= _DIRECT_FIELDS
+
+    def format_info(self, name: str, message: str) -> str:
+        """The line ``format`` would give an INFO record of logger ``name`` made now."""
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._stamp = time.strftime(self.default_time_format, self.converter(second))
+            self._second = second
+        asctime = self.default_msec_format % (self._stamp, (now - second) * 1000)
+        return self._fmt % {"asctime": asctime, "levelname": "INFO", "name": name,  # type: ignore[operator]
+                            "message": message}
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         if datefmt is not None:
@@ -49,11 +68,20 @@ class BatchedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def emit(self, record: logging.LogRecord) -> None:
         # Handler.handle() holds self.lock here
         try:
-            self._pending.append(self.format(record) + self.terminator)
+            line = self.format(record)
         except Exception:  # noqa: BLE001 - logging must never raise into the caller
             self.handleError(record)
             return
-        if record.levelno >= logging.WARNING or len(self._pending) >= self.max_pending:
+        self._add(line, record.levelno >= logging.WARNING)
+
+    def add_line(self, line: str) -> None:
+        """Queue an already formatted INFO line."""
+        with self.lock:  # type: ignore[union-attr]
+            self._add(line, False)
+
+    def _add(self, line: str, urgent: bool) -> None:
+        self._pending.append(line + self.terminator)
+        if urgent or len(self._pending) >= self.max_pending:
             self._write_pending()
         elif len(self._pending) == 1:
             if self._flusher is None:
@@ -93,3 +121,39 @@ def configure_logging(fmt: str) -> None:
         level=logging.DEBUG if os.environ.get("BENTOLITE_DEBUG") else logging.INFO,
         handlers=[handler],
     )
+
+
+def info_fast(logger: logging.Logger, message: str) -> None:
+    """``logger.info(message)``: the same line, at a fraction of the cost where possible.
+
+    When nothing but bentolite's own root handler would see the record (no filters, no other
+    handlers, default propagation), the line is formatted and queued without building a
+    ``LogRecord`` or looking up the caller's frame: a quarter of a busy API worker's
+    per-request logging cost. Any other set-up gets an ordinary ``logger.info``.
+    """
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    handler = _only_batched_handler(logger)
+    if handler is None:
+        logger.info("%s", message)
+        return
+    handler.add_line(handler.formatter.format_info(logger.name, message))  # type: ignore[union-attr]
+
+
+def _only_batched_handler(logger: logging.Logger) -> BatchedStreamHandler | None:
+    node: Any = logger
+    while node is not None:
+        if node.filters or (node.handlers and node.parent is not None) or not node.propagate:
+            return None
+        if node.parent is None:  # the root
+            break
+        node = node.parent
+    handlers = node.handlers if node is not None else []
+    if len(handlers) != 1 or type(handlers[0]) is not BatchedStreamHandler:
+        return None
+    handler = handlers[0]
+    formatter = handler.formatter
+    if (handler.filters or handler.level > logging.INFO or type(formatter) is not _Formatter
+            or not formatter.direct):
+        return None
+    return handler

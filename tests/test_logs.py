@@ -67,3 +67,28 @@ def test_timestamps_match_the_standard_formatter() -> None:
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "hello", None, None)
     assert _Formatter("%(asctime)s %(message)s").format(record) == \
         logging.Formatter("%(asctime)s %(message)s").format(record)
+
+
+def test_info_fast_writes_the_line_logging_would() -> None:
+    code = (
+        "import logging\n"
+        "from bentolite.logs import configure_logging, info_fast\n"
+        "configure_logging('%(asctime)s %(levelname)s [api:0] %(name)s: %(message)s')\n"
+        "log = logging.getLogger('bentoml.access')\n"
+        "info_fast(log, 'fast 50%')\n"
+        "log.info('slow %s', '50%')\n"
+        "class Drop(logging.Filter):\n"
+        "    def filter(self, record): return 'secret' not in record.getMessage()\n"
+        "log.addFilter(Drop())\n"
+        "info_fast(log, 'a secret line')  # a filter is set: it must see the record\n"
+        "log.removeFilter(log.filters[0])\n"
+        "logging.getLogger().setLevel(logging.WARNING)\n"
+        "info_fast(log, 'below the level')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    lines = out.stderr.splitlines()
+    assert len(lines) == 2, out.stderr
+    fast, slow = (line.split(" ", 2) for line in lines)
+    assert fast[2] == "INFO [api:0] bentoml.access: fast 50%"
+    assert slow[2] == "INFO [api:0] bentoml.access: slow 50%"
+    assert fast[0] == slow[0] and len(fast[1]) == len(slow[1]) == len("12:00:00,000")

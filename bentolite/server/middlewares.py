@@ -20,6 +20,7 @@ from ..exceptions import (
     ServiceUnavailable,
     StateException,
 )
+from ..logs import info_fast
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..config import AccessLogConfig, CorsConfig
@@ -246,6 +247,6 @@ class AccessLogger(AbstractAccessLogger):
         if cfg is None or cfg.response_content_length:
             res.append(f"length={response.body_length}")
         request_id = response.headers.get(REQUEST_ID_HEADER, "-")
-        self.logger.info("%s (%s) (%s) %.3fms (request_id=%s)%s", address, ",".join(req),
-                         ",".join(res), time_s * 1000, request_id,
-                         request.get(ACCESS_LOG_SUFFIX, ""))
+        info_fast(self.logger, f"{address} ({','.join(req)}) ({','.join(res)}) "
+                               f"{time_s * 1000:.3f}ms (request_id={request_id})"
+                               f"{request.get(ACCESS_LOG_SUFFIX, '')}")
