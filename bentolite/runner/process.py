@@ -238,8 +238,8 @@ class RunnerWorkerGroup:
         worker_count / env_map: override the strategy.
         extra_env: added to every worker's env (e.g. ``PROMETHEUS_MULTIPROC_DIR``).
         start_timeout_s: how long a worker may take to load its model and become ready.
-        reserved_cpus: cores the API workers of this host use; an unset ``resources``
-            config schedules the runner on the rest (see ``runner_resources_beside``).
+        reserved_cpus: cores the API workers of this host use; a multi-threaded runnable
+            with an unset ``resources`` config gets the rest (see ``runner_resources_beside``).
     """
 
     def __init__(

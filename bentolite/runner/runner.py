@@ -162,11 +162,11 @@ class Runner:
     def scheduled_workers(self, reserved_cpus: float = 0) -> dict[int, dict[str, str]]:
         """Worker index -> environment, from the strategy and the ``resources`` config.
 
-        ``reserved_cpus``: cores the API workers on this host use, left out of an unset
-        ``resources`` config (see ``runner_resources_beside``).
+        ``reserved_cpus``: cores the API workers on this host use, left out of a
+        multi-threaded runnable's unset ``resources`` config (see ``runner_resources_beside``).
         """
         strategy, runnable = self.scheduling_strategy, self.runnable_class
-        resources = runner_resources_beside(self.resource_config, reserved_cpus)
+        resources = runner_resources_beside(self.resource_config, reserved_cpus, runnable)
         count = strategy.get_worker_count(runnable, resources, self.workers_per_resource)
         return {index: strategy.get_worker_env(runnable, resources, self.workers_per_resource,
                                                index)

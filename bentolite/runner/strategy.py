@@ -181,15 +181,18 @@ def resolve_resources(spec: Any) -> dict[str, Any]:
     return out
 
 
-def runner_resources_beside(resource_request: Any, reserved_cpus: float) -> Any:
-    """The resources runners get on a host whose API workers use ``reserved_cpus`` cores.
+def runner_resources_beside(resource_request: Any, reserved_cpus: float,
+                            runnable_class: type) -> Any:
+    """The resources a runner gets on a host whose API workers use ``reserved_cpus`` cores.
 
-    Only an unset (or ``"system"``) request changes: its CPU count drops by the reserved
-    cores (at least 1 stays), so a multi-threaded runnable sizes its thread pool, and a
-    single-threaded one its worker count, to the cores the API workers leave free instead
-    of oversubscribing them. An explicit ``resources`` config is used as written.
+    Only a multi-threaded runnable with an unset (or ``"system"``) request changes: its CPU
+    count drops by the reserved cores (at least 1 stays), so its thread pool fits the cores
+    the API workers leave free. Idle BLAS threads spin, so oversubscribed ones burn the API
+    workers' cores; single-threaded workers just share them, and keep one worker per CPU.
+    An explicit ``resources`` config is used as written.
     """
-    if reserved_cpus <= 0 or not (resource_request is None or resource_request == "system"):
+    if (reserved_cpus <= 0 or not (resource_request is None or resource_request == "system")
+            or not getattr(runnable_class, "SUPPORTS_CPU_MULTI_THREADING", False)):
         return resource_request
     resources = system_resources()
     resources["cpu"] = max(1.0, resources["cpu"] - reserved_cpus)

@@ -94,21 +94,23 @@ def test_cgroup_quota_limits_cpu_count(tmp_path: Path) -> None:
     assert cgroup_cpu_count(v1) == 1.0
 
 
-def test_runners_get_the_cpus_the_api_workers_leave() -> None:
+def test_threaded_runners_get_the_cpus_the_api_workers_leave() -> None:
     from bentolite.runner.strategy import runner_resources_beside
 
     cpus = cgroup_cpu_count()
-    beside = runner_resources_beside(None, 1)
+    beside = runner_resources_beside(None, 1, CpuThreads)
     assert beside["cpu"] == max(1.0, cpus - 1) and "nvidia.com/gpu" in beside
-    assert runner_resources_beside("system", cpus + 4)["cpu"] == 1.0  # never below one
-    assert runner_resources_beside(None, 0) is None  # nothing reserved: the plain default
+    assert runner_resources_beside("system", cpus + 4, CpuThreads)["cpu"] == 1.0  # at least one
+    assert runner_resources_beside(None, 0, CpuThreads) is None  # nothing reserved: the default
     explicit = {"cpu": 8}
-    assert runner_resources_beside(explicit, 1) is explicit  # a config is used as written
+    assert runner_resources_beside(explicit, 1, CpuThreads) is explicit  # used as written
+    assert runner_resources_beside(None, 1, CpuSingle) is None  # processes share, not spin
 
     threads = bentolite.Runner(CpuThreads, name="threads")
     env = threads.scheduled_workers(reserved_cpus=cpus)[0]
     assert {env[k] for k in THREAD_ENV_VARS} == {"1"}
     assert threads.scheduled_workers() == threads.scheduled_worker_env_map
+    # a single-threaded runnable keeps one worker per CPU beside the API workers
     single = bentolite.Runner(CpuSingle, name="single")
-    assert len(single.scheduled_workers(reserved_cpus=1)) == math.ceil(max(1.0, cpus - 1))
+    assert len(single.scheduled_workers(reserved_cpus=1)) == math.ceil(cpus)
     assert single.scheduled_worker_count == math.ceil(cpus)
