@@ -231,7 +231,8 @@ class RunnerWorkerGroup:
             runner.init_client(group.addresses)
 
     Args:
-        runner: the Runner (its strategy gives the worker count and each worker's env).
+        runner: the Runner (its strategy gives the worker count and each worker's env), or
+            just its name when ``env_map`` is given (scheduled in another process).
         target: ``MODULE:ATTR`` the workers import to find the runner (a Service or Runner).
         run_dir: directory for the workers' Unix sockets and the config they load.
         working_dir: put first on the workers' ``sys.path`` (default: the current directory).
@@ -244,7 +245,7 @@ class RunnerWorkerGroup:
 
     def __init__(
         self,
-        runner: Runner,
+        runner: Runner | str,
         target: str,
         run_dir: str | os.PathLike[str],
         *,
@@ -258,7 +259,10 @@ class RunnerWorkerGroup:
         output: Any = None,
         reserved_cpus: float = 0,
     ) -> None:
-        self.runner = runner
+        self.runner = None if isinstance(runner, str) else runner
+        self.runner_name = runner if isinstance(runner, str) else runner.name
+        if self.runner is None and env_map is None:
+            raise ValueError("RunnerWorkerGroup: give env_map with a runner name")
         self.target = target
         self.run_dir = Path(run_dir)
         self.working_dir = working_dir  # made absolute in start() (file-system calls)
@@ -280,7 +284,7 @@ class RunnerWorkerGroup:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         tag = hashlib.sha1(f"{os.getpid()}-{id(self)}".encode()).hexdigest()[:8]
         assert self.worker_count is not None
-        names = [f"{self.runner.name[:40]}-{tag}-{i}.sock" for i in range(self.worker_count)]
+        names = [f"{self.runner_name[:40]}-{tag}-{i}.sock" for i in range(self.worker_count)]
         base = self.run_dir
         if any(len(str(base / n)) > _MAX_SOCKET_PATH for n in names):
             base = Path(tempfile.mkdtemp(prefix="bentolite-"))  # run_dir is too deep for AF_UNIX
@@ -291,6 +295,7 @@ class RunnerWorkerGroup:
     def _prepare(self) -> tuple[list[str], str, list[dict[str, str]]]:
         self.working_dir = os.path.abspath(self.working_dir or os.getcwd())
         if self.env_map is None:
+            assert self.runner is not None
             self.env_map = self.runner.scheduled_workers(reserved_cpus=self.reserved_cpus)
         if self.worker_count is None:
             self.worker_count = len(self.env_map)
@@ -330,10 +335,10 @@ class RunnerWorkerGroup:
         for index, socket_path in enumerate(self.addresses):
             assert self.working_dir is not None
             argv = [self.python, "-m", "bentolite.runner.worker", "--target", self.target,
-                    "--runner-name", self.runner.name, "--socket", socket_path,
+                    "--runner-name", self.runner_name, "--socket", socket_path,
                     "--worker-index", str(index), "--working-dir", self.working_dir]
             proc = ManagedProcess(
-                argv, name=f"runner:{self.runner.name}:{index}",
+                argv, name=f"runner:{self.runner_name}:{index}",
                 env=envs[index], cwd=self.working_dir,
                 restart=False, backoff_initial_s=self.restart_backoff_s, output=self._output)
             self.processes.append(proc)
@@ -357,7 +362,7 @@ class RunnerWorkerGroup:
             if proc.exit_count:
                 await proc.wait_exit()
                 raise RunnerStartError(
-                    f"runner {self.runner.name!r} worker {index} exited with "
+                    f"runner {self.runner_name!r} worker {index} exited with "
                     f"{describe_exit(proc.last_returncode or 0)} during start-up:\n"
                     f"{proc.output_tail()}")
             if await ping_worker(address, 1.0):
@@ -367,7 +372,7 @@ class RunnerWorkerGroup:
                 return
             if time.monotonic() > deadline:
                 raise RunnerStartError(
-                    f"runner {self.runner.name!r} worker {index} was not ready after "
+                    f"runner {self.runner_name!r} worker {index} was not ready after "
                     f"{self.start_timeout_s:g} s; its output so far:\n{proc.output_tail()}")
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, 0.25)

@@ -5,7 +5,9 @@ Env knobs (read by the runner workers): ``PROD_SVC_INIT_S`` (seconds ``__init__`
 ``PROD_SVC_INIT_GATE`` (``__init__`` waits, at most 60 s, until this file exists: a slow load
 the test ends when it has seen ``/readyz`` say 503), ``PROD_SVC_FAIL_INIT`` (``__init__``
 raises when set), ``PROD_SVC_MARK_DIR`` (``nap`` leaves a file named with its PID there),
-``PROD_SVC_FAIL_STARTUP`` (the API workers' ``on_startup`` hook raises).
+``PROD_SVC_FAIL_STARTUP`` (the API workers' ``on_startup`` hook raises); read by every process
+that imports this module: ``PROD_SVC_IMPORT_MARKS`` (a file named with the importing PID is
+left there), ``PROD_SVC_FAIL_IMPORT`` (the import raises).
 """
 from __future__ import annotations
 
@@ -17,6 +19,11 @@ import bentolite
 from bentolite.io import JSON, Text
 
 __all__ = ["svc"]
+
+if os.environ.get("PROD_SVC_IMPORT_MARKS"):
+    open(os.path.join(os.environ["PROD_SVC_IMPORT_MARKS"], f"import-{os.getpid()}"), "w").close()
+if os.environ.get("PROD_SVC_FAIL_IMPORT"):
+    raise ZeroDivisionError("PROD_SVC_FAIL_IMPORT is set: this module refuses to import")
 
 
 class Adder(bentolite.Runnable):

@@ -174,6 +174,42 @@ def test_api_worker_startup_failure_fails_fast(tmp_path: Path) -> None:
         cmd.close()
 
 
+def test_the_supervisor_never_imports_the_service(tmp_path: Path) -> None:
+    marks = tmp_path / "imports"
+    marks.mkdir()
+    cmd = _serve(tmp_path, {"PROD_SVC_IMPORT_MARKS": str(marks)})
+    try:
+        cmd.wait_ready()
+
+        def importers() -> set[int]:
+            return {int(p.name.split("-")[1]) for p in marks.iterdir()}
+
+        children = cmd.children()
+        assert len(children) == 4, children
+        # every API and runner worker imports it (the second API worker may still be at it)...
+        _wait(lambda: children <= importers(), "every worker to import the service", cmd)
+        assert cmd.process.pid not in importers(), "the service was imported in the supervisor"
+        planners = importers() - children  # ...and one short-lived child that listed the runners
+        assert len(planners) == 1 and not any(alive(p) for p in planners), planners
+        assert cmd.post_json("/add", [1]).json() == [2]
+    finally:
+        cmd.close()
+
+
+def test_service_import_error_fails_start_with_its_traceback(tmp_path: Path) -> None:
+    cmd = _serve(tmp_path, {"PROD_SVC_FAIL_IMPORT": "1"})
+    try:
+        code = cmd.wait_exit()
+        log = cmd.log()
+        assert code != 0, log
+        assert "start-up failed: loading the service failed" in log
+        assert "Traceback (most recent call last)" in log and "prod_svc.py" in log
+        assert "ZeroDivisionError: PROD_SVC_FAIL_IMPORT is set" in log
+        assert not [pid for pid in cmd.seen_pids if alive(pid)]
+    finally:
+        cmd.close()
+
+
 def test_children_stop_when_the_supervisor_is_killed(tmp_path: Path) -> None:
     cmd = _serve(tmp_path, {})
     try:
