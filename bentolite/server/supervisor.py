@@ -66,18 +66,18 @@ def plan_runners(target: str, working_dir: str, api_workers: int,
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: report, then leave without running the parent's clean-up
-        os.close(read_fd)
-        # the parent's loop owns the signal wake-up fd: a signal here must not reach it
-        signal.set_wakeup_fd(-1)
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, signal.SIG_DFL)
-        code = 0
+        code = 1
         try:
-            reply: dict[str, Any] = {"plans": _plan(target, working_dir, api_workers, remote)}
-        except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent
-            code = 1
-            reply = {"error": _describe_load_error(exc)}
-        try:
+            os.close(read_fd)
+            # the parent's loop owns the signal wake-up fd: a signal here must not reach it
+            signal.set_wakeup_fd(-1)
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, signal.SIG_DFL)
+            try:
+                reply: dict[str, Any] = {"plans": _plan(target, working_dir, api_workers, remote)}
+                code = 0
+            except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent
+                reply = {"error": _describe_load_error(exc)}
             with os.fdopen(write_fd, "w") as pipe:
                 json.dump(reply, pipe)
         finally:

@@ -158,3 +158,15 @@ class _Reply:
 
     def json(self) -> Any:
         return json.loads(self.body)
+
+
+def wait_for(condition: Any, what: str, cmd: Command, timeout_s: float = 60.0) -> Any:
+    """Poll ``condition()`` until it is truthy (returned); fail if ``cmd`` exits or time runs out."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        assert cmd.process.poll() is None, f"server exited while waiting for {what}:\n{cmd.log()}"
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}:\n{cmd.log()[-4000:]}")

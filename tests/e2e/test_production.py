@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from .prod_helpers import Command, alive, cmdline, free_port
+from .prod_helpers import Command, alive, cmdline, free_port, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -22,17 +22,6 @@ def _serve(tmp_path: Path, env: dict[str, str]) -> Command:
     return Command(["serve", "prod_svc:svc", "--host", "127.0.0.1", "--port", str(port),
                     "--api-workers", "2", "--graceful-shutdown-timeout", "20",
                     "--working-dir", "."], tmp_path, env=env, port=port)
-
-
-def _wait(condition, what: str, cmd: Command, timeout_s: float = 60.0):  # noqa: ANN001
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        assert cmd.process.poll() is None, f"server exited while waiting for {what}:\n{cmd.log()}"
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}:\n{cmd.log()[-4000:]}")
 
 
 def _readyz(cmd: Command):  # noqa: ANN202
@@ -57,7 +46,7 @@ def test_production_serving_lifecycle(tmp_path: Path) -> None:
     cmd = _serve(tmp_path, {"PROD_SVC_INIT_GATE": str(gate), "PROD_SVC_MARK_DIR": str(marks)})
     try:
         # 1. While the runner loads, /readyz is 503 and names it.
-        reply = _wait(lambda: _readyz(cmd), "an API worker to answer", cmd)
+        reply = wait_for(lambda: _readyz(cmd), "an API worker to answer", cmd)
         assert reply.status == 503, reply.body
         assert reply.json()["runners_not_ready"] == ["adder"]
         assert cmd.post_json("/add", [1]).status == 503  # APIs too, until the runner is up
@@ -65,7 +54,7 @@ def test_production_serving_lifecycle(tmp_path: Path) -> None:
         cmd.wait_ready()  # one worker of the runner is ready...
         # ...and the supervisor has seen every runner worker start (a worker that dies before
         # that is a start-up failure, not a crash to restart)
-        _wait(lambda: "bentolite.supervisor: serving prod_svc:svc" in cmd.log(),
+        wait_for(lambda: "bentolite.supervisor: serving prod_svc:svc" in cmd.log(),
               "the end of start-up", cmd)
 
         # 2. Requests succeed (concurrently, so the runner batches), on both API workers.
@@ -90,7 +79,7 @@ def test_production_serving_lifecycle(tmp_path: Path) -> None:
         assert victim in children
         with concurrent.futures.ThreadPoolExecutor(6) as pool:
             naps = [pool.submit(cmd.post_json, "/runner_nap", 3.0) for _ in range(6)]
-            _wait(lambda: any(marks.glob(f"nap-{victim}-*")), "a nap on the victim", cmd)
+            wait_for(lambda: any(marks.glob(f"nap-{victim}-*")), "a nap on the victim", cmd)
             os.kill(victim, signal.SIGKILL)
             results = [f.result(timeout=60) for f in naps]
         statuses = sorted(r.status for r in results)
@@ -99,12 +88,12 @@ def test_production_serving_lifecycle(tmp_path: Path) -> None:
         assert failed, "no call was in flight on the killed worker"
         assert all("adder" in body["error"] for body in failed), failed
         assert any("disconnected" in body["error"] for body in failed), failed
-        _wait(lambda: re.search(rf"runner:adder:\d \(pid {victim}\) exited with signal SIGKILL",
+        wait_for(lambda: re.search(rf"runner:adder:\d \(pid {victim}\) exited with signal SIGKILL",
                                 cmd.log()), "the crash log line", cmd)
-        _wait(lambda: "restarting runner:adder" in cmd.log(), "the restart", cmd)
-        _wait(lambda: cmd.get("/readyz").status == 200, "readiness after the crash", cmd)
+        wait_for(lambda: "restarting runner:adder" in cmd.log(), "the restart", cmd)
+        wait_for(lambda: cmd.get("/readyz").status == 200, "readiness after the crash", cmd)
         for i in range(6):  # later calls succeed (the restarted worker is reconnected)
-            reply = _wait(lambda: (r := cmd.post_json("/add", [i])).status == 200 and r,
+            reply = wait_for(lambda: (r := cmd.post_json("/add", [i])).status == 200 and r,
                           "a call after the restart", cmd)
             assert reply.json() == [i + 1]
         assert not alive(victim)
@@ -114,15 +103,15 @@ def test_production_serving_lifecycle(tmp_path: Path) -> None:
         api_victim = cmd.post_json("/slow", 0).json()["api_worker_pid"]
         assert api_victim in cmd.children()
         os.kill(api_victim, signal.SIGKILL)
-        _wait(lambda: re.search(rf"api:\d \(pid {api_victim}\) exited with signal SIGKILL",
+        wait_for(lambda: re.search(rf"api:\d \(pid {api_victim}\) exited with signal SIGKILL",
                                 cmd.log()), "the API worker crash log line", cmd)
         assert cmd.post_json("/add", [5]).json() == [6]
-        _wait(lambda: len(cmd.children() - {api_victim}) == 4, "the API worker restart", cmd)
+        wait_for(lambda: len(cmd.children() - {api_victim}) == 4, "the API worker restart", cmd)
         new_api = {p for p in cmd.children() if p not in children and p != api_victim}
         assert len(new_api) == 2, new_api  # the restarted runner worker and API worker
         # the restarted API worker takes connections once its runner is connected
-        _wait(lambda: cmd.log().count("Serving 'prod_svc'") == 3, "the new API worker", cmd)
-        _wait(lambda: cmd.post_json("/slow", 0).json()["api_worker_pid"] in new_api,
+        wait_for(lambda: cmd.log().count("Serving 'prod_svc'") == 3, "the new API worker", cmd)
+        wait_for(lambda: cmd.post_json("/slow", 0).json()["api_worker_pid"] in new_api,
               "a request served by the restarted API worker", cmd)
         pids = cmd.children()
         assert len(pids) == 4, pids  # 2 API workers + 2 runner workers (2 CPUs)
@@ -132,7 +121,7 @@ def test_production_serving_lifecycle(tmp_path: Path) -> None:
         assert len(run_dirs) == 1 and all(Path(d).is_dir() for d in run_dirs), run_dirs
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
             slow = [pool.submit(cmd.post_json, "/slow", 2.0) for _ in range(4)]
-            _wait(lambda: _metric_total(cmd.get("/metrics").body.decode(),
+            wait_for(lambda: _metric_total(cmd.get("/metrics").body.decode(),
                                         "bentoml_api_server_request_in_progress", "/slow") >= 4,
                   "the slow requests to be in flight", cmd)
             code = cmd.terminate()
@@ -145,30 +134,27 @@ def test_production_serving_lifecycle(tmp_path: Path) -> None:
         cmd.close()
 
 
-def test_runnable_init_failure_fails_fast(tmp_path: Path) -> None:
-    cmd = _serve(tmp_path, {"PROD_SVC_FAIL_INIT": "1"})
+@pytest.mark.parametrize(("env", "expected"), [
+    ({"PROD_SVC_FAIL_INIT": "1"},  # a runnable's __init__ raises in its runner worker
+     ["Traceback (most recent call last)",
+      "RuntimeError: PROD_SVC_FAIL_INIT is set: this model refuses to load"]),
+    ({"PROD_SVC_FAIL_STARTUP": "1"},  # an API worker's on_startup hook raises
+     ["PROD_SVC_FAIL_STARTUP is set", "API worker api:", "failed to start"]),
+    ({"PROD_SVC_FAIL_IMPORT": "1"},  # the service module raises at import
+     ["loading the service failed", "Traceback (most recent call last)", "prod_svc.py",
+      "ZeroDivisionError: PROD_SVC_FAIL_IMPORT is set"]),
+], ids=["runnable-init", "api-startup", "service-import"])
+def test_start_up_failure_fails_fast(tmp_path: Path, env: dict[str, str],
+                                     expected: list[str]) -> None:
+    cmd = _serve(tmp_path, env)
     try:
         code = cmd.wait_exit()
         log = cmd.log()
         assert code != 0, log
-        assert "Traceback (most recent call last)" in log
-        assert "RuntimeError: PROD_SVC_FAIL_INIT is set: this model refuses to load" in log
         assert "start-up failed" in log
-        assert cmd.seen_pids, "no child process was seen"
-        assert not [pid for pid in cmd.seen_pids if alive(pid)]
-    finally:
-        cmd.close()
-
-
-def test_api_worker_startup_failure_fails_fast(tmp_path: Path) -> None:
-    cmd = _serve(tmp_path, {"PROD_SVC_FAIL_STARTUP": "1"})
-    try:
-        code = cmd.wait_exit()
-        log = cmd.log()
-        assert code != 0, log
-        assert "PROD_SVC_FAIL_STARTUP is set" in log
-        assert "API worker api:" in log and "failed to start" in log
-        assert cmd.seen_pids, "no child process was seen"
+        assert [line for line in expected if line not in log] == [], log[-3000:]
+        if "PROD_SVC_FAIL_IMPORT" not in env:  # the import fails before any child starts
+            assert cmd.seen_pids, "no child process was seen"
         assert not [pid for pid in cmd.seen_pids if alive(pid)]
     finally:
         cmd.close()
@@ -187,25 +173,11 @@ def test_the_supervisor_never_imports_the_service(tmp_path: Path) -> None:
         children = cmd.children()
         assert len(children) == 4, children
         # every API and runner worker imports it (the second API worker may still be at it)...
-        _wait(lambda: children <= importers(), "every worker to import the service", cmd)
+        wait_for(lambda: children <= importers(), "every worker to import the service", cmd)
         assert cmd.process.pid not in importers(), "the service was imported in the supervisor"
         planners = importers() - children  # ...and one short-lived child that listed the runners
         assert len(planners) == 1 and not any(alive(p) for p in planners), planners
         assert cmd.post_json("/add", [1]).json() == [2]
-    finally:
-        cmd.close()
-
-
-def test_service_import_error_fails_start_with_its_traceback(tmp_path: Path) -> None:
-    cmd = _serve(tmp_path, {"PROD_SVC_FAIL_IMPORT": "1"})
-    try:
-        code = cmd.wait_exit()
-        log = cmd.log()
-        assert code != 0, log
-        assert "start-up failed: loading the service failed" in log
-        assert "Traceback (most recent call last)" in log and "prod_svc.py" in log
-        assert "ZeroDivisionError: PROD_SVC_FAIL_IMPORT is set" in log
-        assert not [pid for pid in cmd.seen_pids if alive(pid)]
     finally:
         cmd.close()
 

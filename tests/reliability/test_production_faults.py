@@ -25,7 +25,9 @@ import pytest
 
 pytest.importorskip("bentolite.server.supervisor", reason="production serving is not merged yet")
 
-from tests.e2e.prod_helpers import Command, alive, children, cmdline, free_port  # noqa: E402
+from tests.e2e.prod_helpers import (  # noqa: E402
+    Command, alive, children, cmdline, free_port, wait_for,
+)
 
 __all__: list[str] = []
 
@@ -77,17 +79,6 @@ def serve(tmp_path: Path) -> Iterator[Any]:
     finally:
         for cmd in started:
             cmd.close()
-
-
-def wait_for(condition: Any, what: str, cmd: Command, timeout_s: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        assert cmd.process.poll() is None, f"server exited while waiting for {what}:\n{cmd.log()}"
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}:\n{cmd.log()[-4000:]}")
 
 
 def runner_worker_pids(cmd: Command) -> set[int]:
