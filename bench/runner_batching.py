@@ -297,7 +297,7 @@ def write_section(text: str, path: Path) -> None:
         new = old.rstrip("\n") + "\n\n" + text
     else:
         end = old.find("\n## ", start + 1)
-        new = old[:start] + text + ("" if end == -1 else old[end + 1:])
+        new = old[:start] + text.rstrip("\n") + ("\n" if end == -1 else "\n\n" + old[end + 1:])
     path.write_text(new)
 
 
