@@ -197,6 +197,10 @@ class AdaptiveBatcher:
     def _arrival_rate(self, now: float) -> float:
         return self._rate * math.exp(-(now - self._rate_t) / 0.25)
 
+    def arrivals_within(self, seconds: float) -> float:
+        """Items expected to arrive in the next ``seconds`` at the recent arrival rate."""
+        return self._arrival_rate(self._clock()) * seconds
+
     def _remove(self, req: _Request) -> None:
         try:
             self._queue.remove(req)

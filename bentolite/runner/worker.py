@@ -234,14 +234,18 @@ class RunnerWorker:
     def _can_run_inline(self, method_name: str, items: int) -> bool:
         """Run on the loop thread when idle and short: no thread hand-offs at low load.
 
-        Only when nothing else waits (the loop has no other work to overlap with the model)
-        and the call is estimated under INLINE_MAX_S, so probes and deadline checks are held
-        back at most that long. BentoML 1.1 also built Runnables in one thread and called
-        them in another, so Runnables do not depend on thread-local state across calls.
+        Only when nothing else waits, no call is expected to arrive while it runs (the loop
+        would have nothing to overlap with the model; under load it keeps receiving and
+        decoding the next batch's calls meanwhile), and the call is estimated under
+        INLINE_MAX_S, so probes and deadline checks are held back at most that long.
+        BentoML 1.1 also built Runnables in one thread and called them in another, so
+        Runnables do not depend on thread-local state across calls.
         """
         batcher = self._batchers[method_name]
-        return (self._model_jobs == 0 and batcher.queue_length == 0 and batcher.cost.fitted
-                and batcher.cost.estimate_s(items) <= INLINE_MAX_S)
+        if self._model_jobs or batcher.queue_length or not batcher.cost.fitted:
+            return False
+        estimate_s = batcher.cost.estimate_s(items)
+        return estimate_s <= INLINE_MAX_S and batcher.arrivals_within(estimate_s) < 1
 
     def call(self, method_name: str, args: tuple[Any, ...], kwargs: dict[str, Any],
              trace: dict[str, str] | None = None) -> asyncio.Future[Any]:

@@ -175,3 +175,26 @@ def test_sequential_calls_run_one_at_a_time() -> None:
         await batcher.close()
 
     asyncio.run(main())
+
+
+def test_arrivals_within_follows_the_recent_arrival_rate() -> None:
+    now = [100.0]
+
+    async def main() -> None:
+        batcher = AdaptiveBatcher(Model(delay_s=0.0), runner_name="r", method_name="m",
+                                  limits=BatchLimits(), clock=lambda: now[0])
+        assert batcher.arrivals_within(1.0) == 0.0  # nothing seen yet
+        calls = []
+        for _ in range(200):  # 1,000 items/s for 0.2 s
+            now[0] += 0.001
+            calls.append(batcher.enqueue(None))
+        busy = batcher.arrivals_within(0.005)
+        now[0] += 2.0  # then quiet for 2 s (8 decay times)
+        quiet = batcher.arrivals_within(0.005)
+        await asyncio.gather(*calls)
+        await batcher.close()
+        # the estimate decays from its start, so after 0.2 s it is still below the rate
+        assert 2.0 < busy <= 5.0, busy
+        assert quiet < 0.01, quiet
+
+    asyncio.run(main())
