@@ -46,6 +46,9 @@ def bentolite_home() -> Path:
 class TrafficConfig:
     timeout: float = 60.0
     max_concurrency: Optional[int] = None
+    #: bentolite: cancel a request's handler (and its queued runner calls) when its client
+    #: disconnects; off by default, as in BentoML 1.1, where handlers always run to the end
+    cancel_on_disconnect: bool = False
 
 
 @attrs.define

@@ -342,11 +342,13 @@ async def serve_app(
     workers sharing a socket), else at once, with ``/readyz`` 503 while runners load.
     Raises the start-up error (e.g. a runner that failed to load) after a clean shut-down.
     """
-    access_cfg = (config or get_config()).api_server.logging.access
+    api_cfg = (config or get_config()).api_server
+    access_cfg = api_cfg.logging.access
     AccessLogger.config = access_cfg
     app_runner = web.AppRunner(
         app,
         handle_signals=False,
+        handler_cancellation=api_cfg.traffic.cancel_on_disconnect,
         access_log_class=AccessLogger,
         access_log=logging.getLogger("bentoml.access") if access_cfg.enabled else None,
         shutdown_timeout=shutdown_timeout_s,

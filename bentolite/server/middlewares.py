@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "ACCESS_LOG_SUFFIX",
+    "CLIENT_CLOSED_REQUEST",
     "REQUEST_ID_HEADER",
     "STREAM_KEY",
     "AccessLogger",
@@ -37,6 +38,8 @@ __all__ = [
 ]
 
 REQUEST_ID_HEADER = "X-BentoML-Request-ID"
+#: the status metrics record for a request whose client disconnected first (nginx's 499)
+CLIENT_CLOSED_REQUEST = 499
 #: request key of a streaming response whose headers may already be sent
 STREAM_KEY = web.RequestKey("bentolite_stream", web.StreamResponse)
 #: request key of text appended to the access log line (the trace ids, set by bentolite.tracing)
@@ -171,6 +174,12 @@ def make_observe_middleware(
                         request.transport.close()
                     response = streaming
             status = response.status
+        except asyncio.CancelledError:  # the client left (api_server.traffic.cancel_on_disconnect)
+            status = CLIENT_CLOSED_REQUEST
+            logger.info("%s %s cancelled after %.3f ms: the client closed the connection "
+                        "(request_id=%s)", request.method, request.path,
+                        (time.perf_counter() - start) * 1000, request_id)
+            raise
         finally:
             if metrics is not None and endpoint is not None:
                 metrics.finish(endpoint, status, time.perf_counter() - start)
