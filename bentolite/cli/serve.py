@@ -198,7 +198,7 @@ def start_runner_server(target: str, runner_name: str, host: str, port: int | No
             "a runner server on TCP needs a shared secret: set runners.auth_token (or "
             f"runners.{runner_name}.auth_token) for the runner server and its callers")
     load(target, working_dir)  # puts working_dir on sys.path, checks the target
-    runner = load_runner(target, runner_name)
+    runner = load_runner(target, runner_name, working_dir)
     if port is None:
         from ..server.supervisor import bind_socket
 

@@ -47,12 +47,18 @@ PARENT_PID_ENV = "BENTOLITE_PARENT_PID"
 INLINE_MAX_S = 0.02
 
 
-def load_runner(target: str, runner_name: str) -> Runner:
-    """Import ``MODULE:ATTR`` and find runner ``runner_name`` in it (Service or Runner)."""
+def load_runner(target: str, runner_name: str, working_dir: str | None = None) -> Runner:
+    """Find runner ``runner_name`` in ``target``: a Runner (``MODULE:ATTR``), or a Service in any
+    form ``bentolite serve`` takes (``module``, ``module:attr``, ``file.py[:attr]``)."""
     module_name, _, attr = target.partition(":")
-    obj: Any = importlib.import_module(module_name)
-    for part in (attr or "").split("."):
-        if part:
+    obj: Any
+    if not attr or module_name.endswith(".py") or "/" in module_name or os.sep in module_name:
+        from ..service.loader import import_service
+
+        obj = import_service(target, working_dir)
+    else:
+        obj = importlib.import_module(module_name)
+        for part in attr.split("."):
             obj = getattr(obj, part)
     if isinstance(obj, Runner):
         if obj.name != runner_name:
@@ -362,7 +368,7 @@ class RunnerWorker:
 
 def _load(args: argparse.Namespace) -> RunnerWorker:
     """Import the target and build the Runnable; exit 3 with the traceback if that fails."""
-    runner = load_runner(args.target, args.runner_name)
+    runner = load_runner(args.target, args.runner_name, args.working_dir)
     worker = RunnerWorker(runner, args.worker_index)
     try:
         worker.load()

@@ -316,6 +316,10 @@ def build_app(
     app.router.add_static("/static_content/", str(swagger_ui_bundle.swagger_ui_path))
     for api in service.apis.values():
         app.router.add_post(api.route, _make_handler(service, api), name=f"api_{api.name}")
+    if service.mount_apps:  # after every route of ours: those win
+        from .mounts import add_mounts
+
+        add_mounts(app, service.mount_apps, lambda request: request.app[_POOL])
     return app
 
 

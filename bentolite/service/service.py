@@ -23,8 +23,9 @@ RESERVED_NAMES = frozenset(
 )
 _CTX_PARAM_NAMES = ("ctx", "context")
 _NO_ASGI = (
-    "Service.{} is not supported by bentolite (its server is aiohttp, not ASGI); serve the "
-    "other app separately, or use api_server.http.cors.* for CORS"
+    "Service.{} is not supported by bentolite (its server is aiohttp, not ASGI); mount an "
+    "ASGI app that applies the middleware with svc.mount_asgi_app, or use "
+    "api_server.http.cors.* for CORS"
 )
 
 
@@ -179,6 +180,23 @@ def _normalise_route(route: str) -> str:
     return route
 
 
+class Mount:
+    """One mounted app: ``kind`` is ``"asgi"`` or ``"wsgi"``; ``path`` is normalised."""
+
+    __slots__ = ("app", "kind", "path", "name")
+
+    def __init__(self, app: Any, kind: str, path: str = "/", name: str | None = None) -> None:
+        if not callable(app):
+            raise TypeError(f"mount_{kind}_app: expected an {kind.upper()} app (a callable), "
+                            f"got {type(app).__name__}")
+        if not path.startswith("/"):
+            raise ValueError(f"mount_{kind}_app: path must start with '/', got {path!r}")
+        self.app = app
+        self.kind = kind
+        self.path = path.rstrip("/") or "/"
+        self.name = name
+
+
 class Service:
     """A named set of runners and APIs, served by ``bentolite serve module:svc``."""
 
@@ -206,6 +224,8 @@ class Service:
         self.startup_hooks: list[Callable[[Context], Any]] = []
         self.shutdown_hooks: list[Callable[[Context], Any]] = []
         self.deployment_hooks: list[Callable[[], Any]] = []
+        #: ASGI/WSGI apps served beside the APIs (``mount_asgi_app`` / ``mount_wsgi_app``)
+        self.mount_apps: list[Mount] = []
         self.doc = ""
         self.tag = None
         self.version: str | None = None
@@ -273,12 +293,12 @@ class Service:
         return func
 
     def mount_asgi_app(self, app: Any, path: str = "/", name: str | None = None) -> None:
-        """Not supported: bentolite serves with aiohttp, not an ASGI stack."""
-        raise BentoMLException(_NO_ASGI.format("mount_asgi_app"))
+        """Serve an ASGI app (e.g. FastAPI) under ``path``; the service's own routes win."""
+        self.mount_apps.append(Mount(app, "asgi", path, name))
 
     def mount_wsgi_app(self, app: Any, path: str = "/", name: str | None = None) -> None:
-        """Not supported: bentolite serves with aiohttp, not an ASGI stack."""
-        raise BentoMLException(_NO_ASGI.format("mount_wsgi_app"))
+        """Serve a WSGI app (e.g. Flask) under ``path``, run in the API thread pool."""
+        self.mount_apps.append(Mount(app, "wsgi", path, name))
 
     def add_asgi_middleware(self, middleware_cls: Any, **options: Any) -> None:
         """Not supported: bentolite serves with aiohttp, not an ASGI stack."""

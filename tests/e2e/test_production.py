@@ -160,6 +160,18 @@ def test_start_up_failure_fails_fast(tmp_path: Path, env: dict[str, str],
         cmd.close()
 
 
+@pytest.mark.parametrize("target", ["prod_svc.py", "prod_svc", "prod_svc.py:svc"])
+def test_every_target_form_serves_its_runners(tmp_path: Path, target: str) -> None:
+    port = free_port()
+    cmd = Command(["serve", target, "--host", "127.0.0.1", "--port", str(port),
+                   "--api-workers", "1", "--working-dir", "."], tmp_path, port=port)
+    try:
+        cmd.wait_ready()  # the runner workers found their runner through the same target
+        assert cmd.post_json("/add", [1, 2]).json() == [2, 3]
+    finally:
+        cmd.close()
+
+
 def test_the_supervisor_never_imports_the_service(tmp_path: Path) -> None:
     marks = tmp_path / "imports"
     marks.mkdir()

@@ -184,9 +184,7 @@ def test_runner_defined_after_the_api_is_caught_at_serve_time() -> None:
         build_app(svc)
 
 
-def test_asgi_integration_is_refused_clearly() -> None:
+def test_asgi_middleware_is_refused_clearly() -> None:
     svc = bentolite.Service("svc")
-    for call in (lambda: svc.mount_asgi_app(object()), lambda: svc.mount_wsgi_app(object()),
-                 lambda: svc.add_asgi_middleware(object)):
-        with pytest.raises(BentoMLException, match="not supported by bentolite"):
-            call()
+    with pytest.raises(BentoMLException, match="not supported by bentolite.*mount_asgi_app"):
+        svc.add_asgi_middleware(object)
