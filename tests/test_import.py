@@ -22,3 +22,11 @@ def test_unknown_attribute_is_an_attribute_error():
         assert "no_such_thing" in str(e)
     else:
         raise AssertionError("expected AttributeError")
+
+
+def test_every_public_name_resolves():
+    # in a fresh interpreter: each lazy name imports its module (frameworks: their extras,
+    # all in the test venv) and gives what its table names
+    code = "import bentolite; [getattr(bentolite, n) for n in bentolite.__all__]; print('ok')"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "ok", out.stderr[-2000:]

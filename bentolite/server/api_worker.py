@@ -147,6 +147,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.prometheus_dir:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = args.prometheus_dir
+    from ..monitoring import WORKER_ID_ENV
+
+    os.environ[WORKER_ID_ENV] = str(args.worker_id)  # names this worker's monitoring files
     configure_logging(f"%(asctime)s %(levelname)s [api:{args.worker_id}] %(name)s: %(message)s")
     if args.fd is None and args.port is None:
         parser.error("give --fd (inherited socket) or --port")

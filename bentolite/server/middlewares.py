@@ -21,6 +21,7 @@ from ..exceptions import (
     StateException,
 )
 from ..logs import info_fast
+from ..service.context import request_id_var
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..config import AccessLogConfig, CorsConfig
@@ -150,6 +151,7 @@ def make_observe_middleware(
     @web.middleware
     async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         request_id = str(_random_bits(63))
+        request_id_var.set(request_id)  # for bentoml.monitor records
         cors_headers = _cors_headers(request, cors) if cors.enabled else {}
         if (cors.enabled and request.method == "OPTIONS"
                 and "Access-Control-Request-Method" in request.headers):

@@ -75,6 +75,16 @@ _response_var: contextvars.ContextVar[ResponseContext] = contextvars.ContextVar(
 )
 
 
+#: the id of the request being served (the X-BentoML-Request-ID header), set by the server
+request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "bentolite_request_id", default=None)
+
+
+def current_request_id() -> str | None:
+    """The id of the request this code serves, or None outside a request."""
+    return request_id_var.get()
+
+
 class Context:
     """Service context: ``request``/``response`` of the current request and process-wide ``state``.
 

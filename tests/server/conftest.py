@@ -12,7 +12,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The test service, with small traffic limits so the limit tests run fast."""
     tmp_path = tmp_path_factory.mktemp("server")
     config = {"api_server": {"traffic": {"timeout": 4, "max_concurrency": 4},
-                             "http": {"max_request_size_mb": 1}}}
+                             "http": {"max_request_size_mb": 1}},
+              "monitoring": {"options": {"log_path": str(tmp_path / "monitoring")}}}
     srv = Server("svc.py:svc", tmp_path, config)
     try:
         srv.wait_ready()

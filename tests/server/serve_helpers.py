@@ -46,6 +46,7 @@ class Server:
         args = [sys.executable, "-c", "from bentolite.cli import main; main()", "serve", target,
                 "--development", "--host", "127.0.0.1", "--port", str(self.port),
                 "--working-dir", str(working_dir), *(extra_args or [])]
+        self.config = config or {}
         if config is not None:
             config_path = tmp_path / f"config-{self.port}.yaml"
             config_path.write_text(json.dumps(config))

@@ -125,3 +125,11 @@ async def stream_words(obj):
             raise RuntimeError("stream failed midway")
 
     return words()
+
+
+@svc.api(input=JSON(), output=JSON())
+def monitored(obj):
+    with bentolite.monitor("svc_monitor") as mon:
+        mon.log(obj["x"], name="x", role="feature", data_type="numerical")
+        mon.log(obj["x"] * 2, name="y", role="prediction", data_type="numerical")
+    return obj

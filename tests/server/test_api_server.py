@@ -246,3 +246,18 @@ def test_streaming_text(server: Server) -> None:
     with pytest.raises((OSError, http.client.HTTPException)):  # headers were sent: the broken stream is cut, not "200 OK"
         server.post("/stream_words", b'{"words": ["a"], "fail": true}')
     assert "Streaming response on /stream_words broken" in server.log()
+
+
+def test_monitor_records_carry_the_request_id(server: Server) -> None:
+    import json
+    from pathlib import Path
+
+    replies = [server.post("/monitored", f'{{"x": {i}}}'.encode()) for i in range(3)]
+    assert [r.status for r in replies] == [200] * 3
+    log_path = Path(server.config["monitoring"]["options"]["log_path"])
+    data = [json.loads(line) for line in
+            (log_path / "svc_monitor/data/data.0.log").read_text().splitlines()]
+    assert [(r["x"], r["y"]) for r in data] == [(0, 0), (1, 2), (2, 4)]
+    assert [r["request_id"] for r in data] == [r.headers["X-BentoML-Request-ID"] for r in replies]
+    schema = json.loads((log_path / "svc_monitor/schema/schema.0.log").read_text())
+    assert [c["name"] for c in schema["columns"]] == ["x", "y"]
