@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .service.loader import load
     from .service.service import Service
 
-_FRAMEWORKS = ("picklable_model", "pytorch", "transformers", "xgboost", "easyocr")
+_FRAMEWORKS = ("picklable_model", "pytorch", "transformers", "xgboost", "easyocr", "sklearn")
 
 #: public name -> (module, attribute or None for the module itself)
 _LAZY: dict[str, tuple[str, str | None]] = {

@@ -30,7 +30,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-FRAMEWORKS = ("picklable_model", "pytorch", "transformers", "xgboost", "easyocr")
+FRAMEWORKS = ("picklable_model", "pytorch", "transformers", "xgboost", "easyocr", "sklearn")
 
 
 def require(module: str, extra: str) -> ModuleType:

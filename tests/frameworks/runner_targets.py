@@ -18,6 +18,7 @@ MODELS = {
     "xgboost_runner": ("xgboost", "tiny-booster:latest"),
     "generator_runner": ("transformers", "tiny-gpt2-generation:latest"),
     "ocr_runner": ("easyocr", "tiny-ocr-en:latest"),
+    "sklearn_runner": ("sklearn", "iris_clf:latest"),
 }
 
 _runners: dict[str, Any] = {}

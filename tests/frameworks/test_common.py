@@ -18,6 +18,7 @@ FRAMEWORKS = {
     "xgboost": ("bentoml.xgboost", "v2", "xgboost", "xgboost"),
     "easyocr": ("bentoml.easyocr", "v2", "easyocr", "easyocr"),
     "picklable_model": ("bentoml.picklable_model", "v1", None, None),
+    "sklearn": ("bentoml.sklearn", "v1", "sklearn", "sklearn"),
 }
 
 
@@ -38,7 +39,7 @@ def test_require_names_the_extra():
     assert "bentolite_no_such_module_xyz" in str(info.value)
 
 
-@pytest.mark.parametrize("name", ["pytorch", "transformers", "xgboost", "easyocr"])
+@pytest.mark.parametrize("name", ["pytorch", "transformers", "xgboost", "easyocr", "sklearn"])
 def test_missing_library_error_names_extra(name, monkeypatch):
     _, _, library, extra = FRAMEWORKS[name]
     module = importlib.import_module(f"bentolite.frameworks.{name}")
