@@ -130,3 +130,18 @@ def test_ensemble(tmp_path: Path) -> None:
     assert all(isinstance(v, float) for v in answer["model_a"] + answer["model_b"])
     assert again == answer  # the same image gives the same answer
     assert bad_status == 400 and "error" in json.loads(bad_body), bad_body
+
+
+def test_quickstart(tmp_path: Path) -> None:
+    pytest.importorskip("sklearn")
+    home = tmp_path / "home"
+    assert "saved iris_clf:" in save_models("quickstart", home)
+    with ExampleServer("quickstart", home, tmp_path) as server:
+        server.wait_ready()
+        answer = server.post_json("/classify", json.dumps([[5.1, 3.5, 1.4, 0.2],
+                                                           [5.9, 3.0, 5.1, 1.8]]).encode(),
+                                  "application/json")
+        bad_status, bad_body = server.post("/classify", b"[[1, 2, 3]]", "application/json")
+        assert server.stop() == 0, server.log()[-3000:]
+    assert answer == [0, 2]
+    assert bad_status == 400 and "shape" in json.loads(bad_body)["error"], bad_body
