@@ -39,12 +39,14 @@ class Server:
     """A ``bentolite serve`` child process; ``stop()`` ends it by PID and returns its log."""
 
     def __init__(self, target: str, tmp_path: Path, config: dict[str, Any] | None = None,
-                 working_dir: Path = HERE, extra_args: list[str] | None = None) -> None:
+                 working_dir: Path = HERE, extra_args: list[str] | None = None,
+                 production: bool = False) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = tmp_path / f"server-{self.port}.log"
         args = [sys.executable, "-c", "from bentolite.cli import main; main()", "serve", target,
-                "--development", "--host", "127.0.0.1", "--port", str(self.port),
+                "--production" if production else "--development",
+                "--host", "127.0.0.1", "--port", str(self.port),
                 "--working-dir", str(working_dir), *(extra_args or [])]
         self.config = config or {}
         if config is not None:

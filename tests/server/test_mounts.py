@@ -65,3 +65,29 @@ def test_mount_arguments_are_checked() -> None:
         svc.mount_asgi_app("not an app")
     with pytest.raises(ValueError, match="must start with '/'"):
         svc.mount_wsgi_app(lambda e, s: [], path="wsgi")
+
+
+@pytest.fixture(scope="module")
+def web_frameworks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    pytest.importorskip("fastapi")
+    pytest.importorskip("flask")
+    srv = Server("web_frameworks_svc:svc", tmp_path_factory.mktemp("web"),
+                 extra_args=["--api-workers", "1"], production=True)
+    try:
+        srv.wait_ready()
+        yield srv
+    finally:
+        assert srv.stop() == 0, srv.log()[-2000:]
+
+
+def test_fastapi_and_flask_apps_call_the_runner_in_production(web_frameworks: Server) -> None:
+    server = web_frameworks
+    assert server.post("/scale", "[1, 2]").json() == [10, 20]  # the bentolite API
+    assert server.get("/metadata").json() == {"name": "web_frameworks"}
+    assert server.post("/fastapi/scale", '{"values": [0.5]}').json() == {"scaled": [5.0]}
+    assert server.post("/fastapi/scale_sync", '{"values": [3]}').json() == {"scaled": [30.0]}
+    invalid = server.post("/fastapi/scale", '{"values": "x"}')
+    assert invalid.status == 422 and invalid.json()["detail"]  # FastAPI's own validation
+    flask = server.post("/flask/scale", '{"values": [4]}').json()
+    assert flask == {"scaled": [40], "path": "/scale", "script_root": "/flask"}
+    assert server.get("/docs.json").status == 200  # bentolite's own routes still win
