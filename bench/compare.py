@@ -167,7 +167,8 @@ def _bentolite_impl(work_dir: Path, command: str | None) -> Impl:
         argv = command.split()
     else:
         script = Path(sys.executable).parent / "bentolite"
-        argv = [str(script)] if script.exists() else [sys.executable, "-m", "bentolite.cli"]
+        argv = ([str(script)] if script.exists()
+                else [sys.executable, "-c", "from bentolite.cli import main; main()"])
     return Impl("bentolite", sys.executable, argv, env)
 
 

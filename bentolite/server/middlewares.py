@@ -176,10 +176,10 @@ def make_observe_middleware(
                         request.transport.close()
                     response = streaming
             status = response.status
-        except asyncio.CancelledError:  # the client left (api_server.traffic.cancel_on_disconnect)
+        except asyncio.CancelledError:  # the client left (cancel_on_disconnect), or a stop
             status = CLIENT_CLOSED_REQUEST
-            logger.info("%s %s cancelled after %.3f ms: the client closed the connection "
-                        "(request_id=%s)", request.method, request.path,
+            logger.info("%s %s cancelled after %.3f ms: the client disconnected or the server "
+                        "is stopping (request_id=%s)", request.method, request.path,
                         (time.perf_counter() - start) * 1000, request_id)
             raise
         finally:

@@ -1,0 +1,100 @@
+"""CPU per request of each bentolite server process under closed-loop load (one scenario).
+
+Serves a ``bench/services`` scenario in production mode (one API worker, ``bench/config.yaml``
+unless ``--config``), warms it up, then drives ``--concurrency`` clients for ``--seconds`` and
+prints requests/s, p50/p99, the mean adaptive batch size and, per process, CPU microseconds
+per request (from /proc; the load generator's own from getrusage). Steadier than req/s on a
+shared box, and it says which process a change made cheaper.
+
+    bench/run.sh is the comparison; this one is for profiling bentolite alone:
+    PYTHONPATH=. python bench/cpu_per_request.py batching --concurrency 64 --seconds 6
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from compare import CONFIG_PATH, REPO_ROOT, SCENARIOS, SERVICES_DIR  # noqa: E402
+from loadgen import run_load_sync  # noqa: E402
+from procs import ServerProcess, descendants, free_port  # noqa: E402
+
+
+def _cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _role(pid: int) -> str:
+    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    for marker, role in (("runner.worker", "runner worker"), ("api_worker", "API worker")):
+        if marker in cmdline:
+            return role
+    return "supervisor"
+
+
+def _mean_batch(port: int) -> float | None:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    total = {"sum": 0.0, "count": 0.0}
+    for line in text.splitlines():
+        for key in total:
+            if line.startswith(f"bentoml_runner_adaptive_batch_size_{key}"):
+                total[key] += float(line.rsplit(" ", 1)[1])
+    return total["sum"] / total["count"] if total["count"] else None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("scenario", choices=sorted(SCENARIOS))
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--seconds", type=float, default=6.0)
+    parser.add_argument("--warmup-s", type=float, default=2.0)
+    parser.add_argument("--config", default=str(CONFIG_PATH))
+    args = parser.parse_args()
+    scenario = SCENARIOS[args.scenario]
+    home = tempfile.mkdtemp(prefix="bentolite-cpu-")
+    env = dict(os.environ, BENCH_IMPL="bentolite", BENTOLITE_HOME=home,
+               BENTOLITE_CONFIG=args.config, PYTHONUNBUFFERED="1",
+               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))
+    if scenario.needs_models:
+        subprocess.run([sys.executable, "save_models.py"], cwd=SERVICES_DIR, env=env, check=True,
+                       capture_output=True)
+    port = free_port()
+    server = ServerProcess(
+        [sys.executable, "-c", "from bentolite.cli import main; main()", "serve",
+         f"{scenario.module}:svc", "--production",
+         "--api-workers", "1", "--host", "127.0.0.1", "--port", str(port),
+         "--working-dir", str(SERVICES_DIR)],
+        env=env, cwd=SERVICES_DIR, log_path=Path(home) / "server.log", port=port)
+    server.start()
+    try:
+        server.wait_ready()
+        url = f"http://127.0.0.1:{port}{scenario.route}"
+        load = dict(content_type=scenario.content_type, concurrency=args.concurrency)
+        run_load_sync(url, scenario.body, duration_s=args.warmup_s, warmup_s=0, **load)
+        pids = [server.pid, *descendants(server.pid)]
+        before = {pid: _cpu_s(pid) for pid in pids}
+        own = os.times()
+        result = run_load_sync(url, scenario.body, duration_s=args.seconds, **load)
+        own_after = os.times()
+        after = {pid: _cpu_s(pid) for pid in pids}
+        done = max(result.requests, 1)
+        print(f"{args.scenario} c={args.concurrency}: {result.requests_per_s:,.0f} req/s, "
+              f"p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms, "
+              f"errors {result.error_count}, mean batch {_mean_batch(port) or 0:.1f}")
+        for pid in pids:
+            print(f"  {(after[pid] - before[pid]) / done * 1e6:7.1f} us/request  {_role(pid)}")
+        generator = (own_after.user + own_after.system) - (own.user + own.system)
+        print(f"  {generator / done * 1e6:7.1f} us/request  load generator")
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
