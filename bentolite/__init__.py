@@ -42,6 +42,8 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "monitor": (".monitoring", "monitor"),
     "monitoring": (".monitoring", None),
     "server": (".server", None),
+    "HTTPServer": (".server.launcher", "HTTPServer"),
+    "serve": (".server.launcher", "serve"),
     "types": (".types", None),
     **{name: (f".frameworks.{name}", None) for name in _FRAMEWORKS},
 }
