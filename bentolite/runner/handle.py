@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, AsyncIterator
 
 from ..exceptions import StateException
 from .container import batch_size_of, is_batch_value
@@ -12,7 +12,7 @@ from .container import batch_size_of, is_batch_value
 if TYPE_CHECKING:  # pragma: no cover
     from .runner import Runner, RunnerMethod
 
-__all__ = ["RunnerHandle", "NotInitializedHandle", "LocalRunnerHandle", "batch_items"]
+__all__ = ["RunnerHandle", "NotInitializedHandle", "LocalRunnerHandle", "batch_items", "iterate_in"]
 
 
 def batch_items(method: RunnerMethod, args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
@@ -44,6 +44,10 @@ class RunnerHandle:
                                kwargs: dict[str, Any]) -> Any:
         raise NotImplementedError
 
+    def async_stream_method(self, method: RunnerMethod, args: tuple[Any, ...],
+                            kwargs: dict[str, Any]) -> AsyncIterator[Any]:
+        raise NotImplementedError
+
     async def is_ready(self, timeout: float) -> bool:
         return True
 
@@ -67,6 +71,10 @@ class NotInitializedHandle(RunnerHandle):
 
     async def async_run_method(self, method: RunnerMethod, args: tuple[Any, ...],
                                kwargs: dict[str, Any]) -> Any:
+        raise self._error()
+
+    def async_stream_method(self, method: RunnerMethod, args: tuple[Any, ...],
+                            kwargs: dict[str, Any]) -> AsyncIterator[Any]:
         raise self._error()
 
     async def is_ready(self, timeout: float) -> bool:
@@ -103,5 +111,36 @@ class LocalRunnerHandle(RunnerHandle):
         future = self._executor.submit(self._call, method, args, kwargs)
         return await asyncio.wrap_future(future)
 
+    async def async_stream_method(self, method: RunnerMethod, args: tuple[Any, ...],
+                                  kwargs: dict[str, Any]) -> AsyncIterator[Any]:
+        items = await asyncio.wrap_future(self._executor.submit(self._call, method, args, kwargs))
+        async for item in iterate_in(self._executor, items, method):
+            yield item
+
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+async def iterate_in(executor: concurrent.futures.Executor, items: Any,
+                     method: RunnerMethod) -> AsyncIterator[Any]:
+    """Yield what a method's generator yields: an async one as is, a sync one stepped in
+    ``executor`` (the model's thread), so the event loop never runs model code."""
+    if hasattr(items, "__aiter__"):
+        async for item in items:
+            yield item
+        return
+    if not hasattr(items, "__next__"):
+        raise TypeError(
+            f"{method.runner.name}.{method.name} returned {type(items).__name__}, not a "
+            "generator: async_stream needs a method that yields; use async_run for this one")
+    done = object()
+    try:
+        while True:
+            item = await asyncio.wrap_future(executor.submit(next, items, done))
+            if item is done:
+                return
+            yield item
+    finally:
+        close = getattr(items, "close", None)
+        if close is not None:  # ends the generator (its finally blocks) in the model thread
+            await asyncio.wrap_future(executor.submit(close))

@@ -19,12 +19,14 @@ import struct
 from typing import Any, Callable, Sequence
 
 __all__ = [
-    "CALL", "RESULT", "ERROR", "CANCEL", "PING", "PONG",
+    "CALL", "RESULT", "ERROR", "CANCEL", "PING", "PONG", "CHUNK",
     "Frame", "FrameProtocol", "pack_frame", "write_frame", "parse_frame",
     "error_meta", "error_from_meta",
 ]
 
 CALL, RESULT, ERROR, CANCEL, PING, PONG = 1, 2, 3, 4, 5, 6
+#: one item of a streamed call (``meta["stream"]`` on its CALL); a RESULT frame ends the stream
+CHUNK = 7
 
 _HEADER = struct.Struct("!IBQIH")
 _PREFIX = struct.Struct("!I")

@@ -8,14 +8,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, AsyncIterator
 
 from .. import tracing
-from ..exceptions import GatewayTimeout, ServiceUnavailable, StateException
+from ..exceptions import BentoMLException, GatewayTimeout, ServiceUnavailable, StateException
 from .container import decode_payload, encode_payload
 from .handle import RunnerHandle
 from .protocol import (
-    CALL, CANCEL, PING, RESULT, PONG, Frame, FrameProtocol, error_from_meta, pack_frame,
+    CALL, CANCEL, CHUNK, PING, RESULT, PONG, Frame, FrameProtocol, error_from_meta, pack_frame,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -36,6 +36,8 @@ class _Connection(FrameProtocol):
         super().__init__(self._on_frame)
         self.label = label
         self.pending: dict[int, asyncio.Future[Frame]] = {}
+        #: streamed calls: request id -> the queue their CHUNK/RESULT/ERROR frames go to
+        self.streams: dict[int, asyncio.Queue[Frame | BaseException]] = {}
         self.closed = False
         self._ids = itertools.count(1)
 
@@ -43,6 +45,11 @@ class _Connection(FrameProtocol):
         return next(self._ids)
 
     def _on_frame(self, frame: Frame) -> None:
+        if self.streams:
+            queue = self.streams.get(frame.request_id)
+            if queue is not None:
+                queue.put_nowait(frame)
+                return
         fut = self.pending.pop(frame.request_id, None)
         if fut is not None and not fut.done():
             fut.set_result(frame)
@@ -52,9 +59,15 @@ class _Connection(FrameProtocol):
         pending, self.pending = self.pending, {}
         for fut in pending.values():
             if not fut.done():
-                fut.set_exception(ServiceUnavailable(
-                    f"{self.label} disconnected before answering (the worker exited or was "
-                    "restarted); retry the request"))
+                fut.set_exception(self._lost())
+        streams, self.streams = self.streams, {}
+        for queue in streams.values():
+            queue.put_nowait(self._lost())
+
+    def _lost(self) -> ServiceUnavailable:
+        return ServiceUnavailable(
+            f"{self.label} disconnected before answering (the worker exited or was "
+            "restarted); retry the request")
 
 
 class _Worker:
@@ -69,7 +82,8 @@ class _Worker:
 
     @property
     def outstanding(self) -> int:
-        pending = len(self.conn.pending) if self.conn is not None and not self.conn.closed else 0
+        conn = self.conn
+        pending = len(conn.pending) + len(conn.streams) if conn is not None and not conn.closed else 0
         return pending + self.waiting
 
 
@@ -212,6 +226,47 @@ class RemoteRunnerHandle(RunnerHandle):
         self._check_loop(coro)
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._loop))
 
+    async def async_stream_method(self, method: RunnerMethod, args: tuple[Any, ...],
+                                  kwargs: dict[str, Any]) -> AsyncIterator[Any]:
+        if asyncio.get_running_loop() is not self._loop:
+            raise StateException(
+                f"{self._runner.name}.{method.name}.async_stream() must run on the event loop "
+                "that serves requests (the one the runner client was created on)")
+        name = self._runner.name
+        conn = self._open_least_busy() or await self._pick()
+        rid = conn.next_id()
+        queue: asyncio.Queue[Frame | BaseException] = asyncio.Queue()
+        conn.streams[rid] = queue
+        meta: dict[str, Any] = {"m": method.name, "stream": 1}
+        trace = tracing.outgoing_trace() if tracing.ACTIVE else None
+        if trace:
+            meta["trace"] = trace
+        conn.send(pack_frame(CALL, rid, meta, encode_payload((args, kwargs))))
+        ended = False
+        try:
+            while True:
+                try:
+                    frame = await asyncio.wait_for(queue.get(), self._timeout_s)
+                except asyncio.TimeoutError:
+                    raise GatewayTimeout(
+                        f"runner {name!r} sent nothing from {method.name} for "
+                        f"{self._timeout_s:g} s; raise runners.traffic.timeout (or "
+                        f"runners.{name}.traffic.timeout)") from None
+                if isinstance(frame, BaseException):
+                    ended = True
+                    raise frame
+                if frame.kind == CHUNK:
+                    yield decode_payload(frame.buffers)
+                    continue
+                ended = True
+                if frame.kind == RESULT:
+                    return
+                raise error_from_meta(frame.meta, name)
+        finally:
+            conn.streams.pop(rid, None)
+            if not ended and not conn.closed:  # the caller stopped early: stop the generator
+                conn.send(pack_frame(CANCEL, rid))
+
     def run_method(self, method: RunnerMethod, args: tuple[Any, ...],
                    kwargs: dict[str, Any]) -> Any:
         try:
@@ -296,6 +351,12 @@ class HttpRunnerHandle(RemoteRunnerHandle):
         self._headers = {"Content-Type": "application/vnd.bentolite.frame"}
         if token:
             self._headers["Authorization"] = f"Bearer {token}"
+
+    def async_stream_method(self, method: RunnerMethod, args: tuple[Any, ...],
+                            kwargs: dict[str, Any]) -> AsyncIterator[Any]:
+        raise BentoMLException(
+            f"{self._runner.name}.{method.name}.async_stream(): streaming is not supported "
+            "through runner servers (tcp://); run this runner's workers with the API server")
 
     def _client(self) -> Any:
         if self._session is None:

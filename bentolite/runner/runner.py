@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
 import attrs
 
@@ -29,7 +29,7 @@ def _first_not_none(*values: Any) -> Any:
 
 
 class RunnerMethod:
-    """``runner.<method>``: call with ``.run(...)`` or ``await .async_run(...)``."""
+    """``runner.<method>``: ``.run(...)``, ``await .async_run(...)`` or ``.async_stream(...)``."""
 
     __slots__ = ("runner", "name", "config", "limits")
 
@@ -55,6 +55,10 @@ class RunnerMethod:
     async def async_run(self, *args: Any, **kwargs: Any) -> Any:
         """Call the method from async code."""
         return await self.runner._runner_handle.async_run_method(self, args, kwargs)
+
+    def async_stream(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        """Iterate, from async code, over what a generator method yields (never batched)."""
+        return self.runner._runner_handle.async_stream_method(self, args, kwargs)
 
     def __repr__(self) -> str:
         return f"RunnerMethod({self.runner.name}.{self.name}, {self.limits})"

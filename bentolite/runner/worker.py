@@ -20,7 +20,7 @@ import signal
 import sys
 import time
 import traceback
-from typing import Any, Sequence
+from typing import Any, AsyncIterator, Sequence
 
 from .. import tracing
 from ..exceptions import BentoMLException
@@ -29,9 +29,9 @@ from .batching import AdaptiveBatcher
 from .container import (
     check_batch_length, concat_batches, decode_payload, encode_payload, is_batch_value, split_batch,
 )
-from .handle import batch_items
+from .handle import batch_items, iterate_in
 from .protocol import (
-    CALL, CANCEL, ERROR, PING, PONG, RESULT, Frame, FrameProtocol, error_meta, pack_frame,
+    CALL, CANCEL, CHUNK, ERROR, PING, PONG, RESULT, Frame, FrameProtocol, error_meta, pack_frame,
 )
 from .runner import Runner, RunnerMethod
 
@@ -169,6 +169,7 @@ class RunnerWorker:
         self._methods = {m.name: m for m in runner.runner_methods}
         self._inflight: set[asyncio.Future[Any]] = set()
         self._model_jobs = 0  # model calls running (inline or in the model thread)
+        self._streams = 0  # streamed calls under way (their steps run in the model thread)
 
     def load(self) -> None:
         """Build the Runnable (in the model thread that will call it)."""
@@ -254,7 +255,8 @@ class RunnerWorker:
         Runnables do not depend on thread-local state across calls.
         """
         batcher = self._batchers[method_name]
-        if self._model_jobs or batcher.queue_length or not batcher.cost.fitted:
+        if (self._model_jobs or self._streams or batcher.queue_length
+                or not batcher.cost.fitted):
             return False
         estimate_s = batcher.cost.estimate_s(items)
         return (estimate_s <= INLINE_MAX_S
@@ -283,6 +285,24 @@ class RunnerWorker:
             tracing.trace_runner_call(future, self.runner.name, method_name, trace)
         return future
 
+    async def stream(self, method_name: str, args: tuple[Any, ...],
+                     kwargs: dict[str, Any]) -> AsyncIterator[Any]:
+        """What generator method ``method_name`` yields; its code runs in the model thread."""
+        method = self._methods.get(method_name)
+        if method is None:
+            raise BentoMLException(
+                f"runner {self.runner.name!r} has no method {method_name!r}")
+        func = getattr(self._instance, method_name)
+        loop = asyncio.get_running_loop()
+        self._streams += 1
+        try:
+            items = await loop.run_in_executor(self._executor,
+                                               functools.partial(func, *args, **kwargs))
+            async for item in iterate_in(self._executor, items, method):
+                yield item
+        finally:
+            self._streams -= 1
+
     # --- serving --------------------------------------------------------------------
 
     def _connection(self) -> FrameProtocol:
@@ -310,9 +330,32 @@ class RunnerWorker:
                     traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip())
             return pack_frame(ERROR, rid, error_meta(exc))
 
+        async def stream_to(rid: int, frame: Frame) -> None:
+            try:
+                args, kwargs = decode_payload(frame.buffers)
+                async for item in self.stream(frame.meta.get("m", ""), args, kwargs):
+                    proto.send(pack_frame(CHUNK, rid, None, encode_payload(item)))
+                proto.send(pack_frame(RESULT, rid, None, encode_payload(None)))
+            except Exception as e:  # noqa: BLE001 - the caller gets the error as its last frame
+                proto.send(error_frame(rid, e))
+
+        def start_stream(rid: int, frame: Frame) -> None:
+            task = asyncio.ensure_future(stream_to(rid, frame))
+            calls[rid] = task
+            inflight.add(task)
+
+            def done(_: Any) -> None:
+                calls.pop(rid, None)
+                inflight.discard(task)
+
+            task.add_done_callback(done)
+
         def on_frame(frame: Frame) -> None:
             rid = frame.request_id
             if frame.kind == CALL:
+                if frame.meta.get("stream"):
+                    start_stream(rid, frame)
+                    return
                 try:
                     args, kwargs = decode_payload(frame.buffers)
                     future = self.call(frame.meta.get("m", ""), args, kwargs,

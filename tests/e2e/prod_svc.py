@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from typing import Any
 
 import bentolite
 from bentolite.io import JSON, Text
@@ -46,6 +47,13 @@ class Adder(bentolite.Runnable):
     @bentolite.Runnable.method(batchable=False)
     def pid(self, _: None = None) -> int:
         return os.getpid()
+
+    @bentolite.Runnable.method(batchable=False)
+    def spell(self, text: str) -> Any:
+        """Stream the letters of ``text`` (runner.spell.async_stream)."""
+        for letter in text:
+            time.sleep(0.01)
+            yield letter + "."
 
     @bentolite.Runnable.method(batchable=False)
     def nap(self, seconds: float) -> float:
@@ -81,6 +89,12 @@ async def runner_pid(_: object) -> int:
 @svc.api(input=JSON(), output=JSON())
 async def runner_nap(seconds: float) -> float:
     return await adder.nap.async_run(seconds)
+
+
+@svc.api(input=Text(), output=Text())
+async def spell(text: str) -> Any:
+    """The letters of the text, streamed from the runner as it yields them."""
+    return adder.spell.async_stream(text)
 
 
 @svc.api(input=JSON(), output=JSON())

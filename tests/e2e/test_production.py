@@ -172,6 +172,25 @@ def test_every_target_form_serves_its_runners(tmp_path: Path, target: str) -> No
         cmd.close()
 
 
+def test_a_runner_stream_reaches_the_client_as_it_is_made(tmp_path: Path) -> None:
+    import http.client
+
+    port = free_port()
+    cmd = Command(["serve", "prod_svc:svc", "--host", "127.0.0.1", "--port", str(port),
+                   "--api-workers", "1", "--working-dir", "."], tmp_path, port=port)
+    try:
+        cmd.wait_ready()
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.request("POST", "/spell", body=b"bento", headers={"Content-Type": "text/plain"})
+        response = conn.getresponse()
+        assert response.status == 200
+        assert response.getheader("Transfer-Encoding") == "chunked"
+        assert response.read() == b"b.e.n.t.o."
+        conn.close()
+    finally:
+        cmd.close()
+
+
 def test_the_supervisor_never_imports_the_service(tmp_path: Path) -> None:
     marks = tmp_path / "imports"
     marks.mkdir()

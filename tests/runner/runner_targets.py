@@ -73,6 +73,31 @@ class RowModel(bentolite.Runnable):
     def env(self, names: list[str]) -> dict[str, Any]:
         return {n: os.environ.get(n) for n in names}
 
+    @bentolite.Runnable.method
+    def words(self, text: str, delay_s: float = 0.0, fail_at: int | None = None) -> Any:
+        """A generator: one item per word (streamed with async_stream)."""
+        self.streamed = []
+        try:
+            for i, word in enumerate(text.split()):
+                if i == fail_at:
+                    raise ValueError(f"no word {i}")
+                time.sleep(delay_s)
+                self.streamed.append(word)
+                yield {"i": i, "word": word, "thread": threading.current_thread().name}
+        finally:
+            self.stream_closed = True
+
+    @bentolite.Runnable.method
+    async def countdown(self, n: int) -> Any:
+        """An async generator."""
+        for i in range(n, 0, -1):
+            yield i
+
+    @bentolite.Runnable.method
+    def stream_state(self) -> dict[str, Any]:
+        return {"streamed": list(getattr(self, "streamed", [])),
+                "closed": getattr(self, "stream_closed", False)}
+
 
 class Broken(bentolite.Runnable):
     SUPPORTED_RESOURCES = ("cpu",)
