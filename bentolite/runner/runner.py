@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
 import attrs
@@ -90,9 +91,14 @@ class Runner:
             raise TypeError(f"Runner needs a Runnable subclass, got {runnable_class!r}")
         if name is None:
             name = runnable_class.__name__.lower()
-            logger.warning(
-                "Runner name not given; using %r (from the Runnable class). Pass name= to "
-                "choose a stable name for config keys and metrics.", name)
+            # once per deployment: the supervisor's own load of the service has said it, so
+            # the workers it started (which carry its PID) do not repeat it
+            from .worker import PARENT_PID_ENV
+
+            level = logging.DEBUG if os.environ.get(PARENT_PID_ENV) else logging.WARNING
+            logger.log(level,
+                       "Runner name not given; using %r (from the Runnable class). Pass name= "
+                       "to choose a stable name for config keys and metrics.", name)
         try:
             name = normalize_name(name, "runner name")
         except ValueError as e:
