@@ -312,6 +312,47 @@ class _TracedRunnerHandle:
         with self._span(method):
             return await self._inner.async_run_method(method, args, kwargs)
 
+    async def async_stream_method(self, method: Any, args: tuple[Any, ...],
+                                  kwargs: dict[str, Any]) -> Any:
+        """A CLIENT span from the call to the last item. It is current only while the first
+        item is awaited (when the call, with its trace context, is sent): a span kept current
+        across yields could not be detached if the caller stopped early."""
+        stream = self._inner.async_stream_method(method, args, kwargs)
+        state = _state
+        if state is None:
+            async for item in stream:
+                yield item
+            return
+        from opentelemetry import context
+
+        trace_api = state.trace_api
+        span = state.tracer.start_span(
+            f"{self._runner_name}.{method.name}", kind=trace_api.SpanKind.CLIENT,
+            attributes={"bentolite.runner": self._runner_name, "bentolite.method": method.name,
+                        "bentolite.stream": True})
+        items = 0
+        try:
+            token = context.attach(trace_api.set_span_in_context(span))
+            try:
+                first = await stream.__anext__()
+            except StopAsyncIteration:
+                return
+            finally:
+                context.detach(token)
+            items = 1
+            yield first
+            async for item in stream:
+                items += 1
+                yield item
+        except Exception as exc:
+            span.record_exception(exc)
+            span.set_status(trace_api.Status(trace_api.StatusCode.ERROR,
+                                             f"{type(exc).__name__}: {exc}"))
+            raise
+        finally:
+            span.set_attribute("bentolite.stream_items", items)
+            span.end()
+
     def __getattr__(self, name: str) -> Any:  # is_ready, close, ...
         return getattr(self._inner, name)
 

@@ -6,6 +6,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -207,3 +208,35 @@ def test_tracing_off_imports_no_opentelemetry(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_a_streamed_runner_call_is_one_client_span_continued_in_the_worker(tmp_path: Path) -> None:
+    span_file = tmp_path / "spans.jsonl"
+    set_config(build_config(TRACING_ON))
+    assert tracing.setup(build_config(TRACING_ON).tracing, service_name="caller")
+    runner = targets.row_runner
+
+    async def main() -> None:
+        async with RunnerWorkerGroup(runner, "tests.runner.runner_targets:svc", tmp_path / "run",
+                                     working_dir=ROOT, worker_count=1,
+                                     extra_env={tracing.TRACE_FILE_ENV: str(span_file)}) as group:
+            runner.init_client(group.addresses)
+            tracing.instrument_runner(runner)
+            try:
+                words = [w["word"] async for w in runner.words.async_stream("a b c")]
+                assert words == ["a", "b", "c"]
+                assert tracing.outgoing_trace() is None  # the span was not left current
+            finally:
+                runner.destroy()
+
+    asyncio.run(main())
+    [client] = [s for s in tracing.finished_spans() if s.name == "rows.words"]
+    assert client.attributes["bentolite.stream_items"] == 3
+    for _ in range(50):  # the worker writes its span when the stream's task ends
+        spans = tracing.read_span_file(span_file) if span_file.exists() else []
+        if spans:
+            break
+        time.sleep(0.05)
+    [worker] = spans
+    assert worker["name"] == "rows.words" and worker["kind"] == "SERVER"
+    assert worker["parent_span_id"] == format(client.context.span_id, "016x")

@@ -343,6 +343,9 @@ class RunnerWorker:
             task = asyncio.ensure_future(stream_to(rid, frame))
             calls[rid] = task
             inflight.add(task)
+            if tracing.ACTIVE:
+                tracing.trace_runner_call(task, self.runner.name, frame.meta.get("m", ""),
+                                          frame.meta.get("trace"))
 
             def done(_: Any) -> None:
                 calls.pop(rid, None)
