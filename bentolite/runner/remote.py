@@ -59,12 +59,12 @@ class _Connection(FrameProtocol):
         pending, self.pending = self.pending, {}
         for fut in pending.values():
             if not fut.done():
-                fut.set_exception(self._lost())
+                fut.set_exception(self.lost_error())
         streams, self.streams = self.streams, {}
         for queue in streams.values():
-            queue.put_nowait(self._lost())
+            queue.put_nowait(self.lost_error())
 
-    def _lost(self) -> ServiceUnavailable:
+    def lost_error(self) -> ServiceUnavailable:
         return ServiceUnavailable(
             f"{self.label} disconnected before answering (the worker exited or was "
             "restarted); retry the request")
@@ -184,6 +184,8 @@ class RemoteRunnerHandle(RunnerHandle):
                    trace: dict[str, str] | None = None) -> Any:
         """Call ``method_name`` on a worker; ``trace`` is an optional W3C trace-context dict."""
         conn = self._open_least_busy() or await self._pick()
+        if conn.closed:  # its worker died while we connected: nothing would ever answer
+            raise conn.lost_error()
         rid = conn.next_id()
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Frame] = loop.create_future()
@@ -234,6 +236,8 @@ class RemoteRunnerHandle(RunnerHandle):
                 "that serves requests (the one the runner client was created on)")
         name = self._runner.name
         conn = self._open_least_busy() or await self._pick()
+        if conn.closed:
+            raise conn.lost_error()
         rid = conn.next_id()
         queue: asyncio.Queue[Frame | BaseException] = asyncio.Queue()
         conn.streams[rid] = queue

@@ -95,8 +95,10 @@ def test_repeated_sigkill_under_load(tmp_path: Path, caplog: pytest.LogCaptureFi
                     await asyncio.sleep(0.02)
             finally:
                 stop.set()
-                await asyncio.gather(*loaders)  # every loader ends: no call hung
-                runner.destroy()
+                try:
+                    await asyncio.gather(*loaders)  # every loader ends: no call hung
+                finally:
+                    runner.destroy()  # even after a hung call: later tests reuse the runner
             assert workers.processes[0].restarts == KILLS
             assert workers.processes[1].restarts == 0
             # both workers serve again after the last restart
@@ -204,5 +206,40 @@ def test_cancelled_batched_calls_leave_the_queue(tmp_path: Path) -> None:
                 assert workers.processes[0].restarts == 0
             finally:
                 runner.destroy()
+
+    asyncio.run(main())
+
+
+def test_a_worker_that_dies_while_we_connect_fails_the_call_instead_of_hanging(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Fault injection at the socket: every connection dies (its close fully processed) just
+    # before the client gets it, as when a worker is killed right after accepting. Such a
+    # call used to be registered on the dead connection and wait for the runner timeout.
+    from bentolite.runner import remote
+
+    runner = targets.row_runner
+    path = str(tmp_path / "dying.sock")
+    real_open = remote._open
+
+    async def open_then_die(address: str, label: str) -> Any:
+        conn = await real_open(address, label)
+        conn.transport.abort()
+        while not conn.closed:  # let connection_lost run before the caller sees it
+            await asyncio.sleep(0)
+        return conn
+
+    async def main() -> None:
+        server = await asyncio.start_unix_server(lambda _, writer: writer.close(), path)
+        monkeypatch.setattr(remote, "_open", open_then_die)
+        runner.init_client([path], timeout_s=30)
+        try:
+            with pytest.raises(ServiceUnavailable, match="disconnected before answering"):
+                await asyncio.wait_for(runner.single.async_run(1), 5)
+            with pytest.raises(ServiceUnavailable, match="disconnected before answering"):
+                await asyncio.wait_for(anext(aiter(runner.words.async_stream("a"))), 5)
+        finally:
+            runner.destroy()
+            server.close()
+            await server.wait_closed()
 
     asyncio.run(main())
