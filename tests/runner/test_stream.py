@@ -35,7 +35,7 @@ async def _check_streams(runner: Any, remote: bool) -> None:
             got.append(item["word"])
     assert got == ["a", "b"]
     # a caller that stops early closes the generator where it runs
-    first = await _collect(runner.words.async_stream("x y z w v", delay_s=0.05), limit=1)
+    first = await _collect(runner.words.async_stream("x y z w v", delay_s=0.2), limit=1)
     assert [w["word"] for w in first] == ["x"]
     for _ in range(50):
         state = await runner.stream_state.async_run()
