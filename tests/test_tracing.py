@@ -6,7 +6,6 @@ import logging
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -152,12 +151,12 @@ def test_bad_tracing_settings_are_refused(section: dict[str, Any], message: str)
     assert not tracing.ACTIVE
 
 
-def test_trace_context_crosses_to_a_runner_worker_process(tmp_path: Path) -> None:
-    """The worker's SERVER span is a child of the caller's CLIENT span (frame header)."""
+def _traced_in_worker(runner: bentolite.Runner, tmp_path: Path, body: Any) -> Path:
+    """Trace this process, start one worker of ``runner`` tracing to a span file, run
+    ``await body()`` against it, stop it; the worker's span file."""
     span_file = tmp_path / "spans.jsonl"
     set_config(build_config(TRACING_ON))  # the worker group hands this config to its workers
     assert tracing.setup(build_config(TRACING_ON).tracing, service_name="caller")
-    runner = targets.echo_runner
 
     async def main() -> None:
         async with RunnerWorkerGroup(runner, "tests.runner.runner_targets:svc", tmp_path / "run",
@@ -166,13 +165,23 @@ def test_trace_context_crosses_to_a_runner_worker_process(tmp_path: Path) -> Non
             runner.init_client(group.addresses)
             tracing.instrument_runner(runner)
             try:
-                assert await runner.async_run({"x": 1}) == {"x": 1}
-                untraced = tracing.outgoing_trace()  # no current span: nothing to send
-                assert untraced is None
+                await body()
             finally:
                 runner.destroy()
 
     asyncio.run(main())
+    return span_file
+
+
+def test_trace_context_crosses_to_a_runner_worker_process(tmp_path: Path) -> None:
+    """The worker's SERVER span is a child of the caller's CLIENT span (frame header)."""
+    runner = targets.echo_runner
+
+    async def body() -> None:
+        assert await runner.async_run({"x": 1}) == {"x": 1}
+        assert tracing.outgoing_trace() is None  # no current span: nothing to send
+
+    span_file = _traced_in_worker(runner, tmp_path, body)
     [client] = [s for s in tracing.finished_spans() if s.name == "echo.__call__"]
     [worker] = tracing.read_span_file(span_file)
     assert worker["name"] == "echo.__call__" and worker["kind"] == "SERVER"
@@ -211,32 +220,16 @@ def test_tracing_off_imports_no_opentelemetry(tmp_path: Path) -> None:
 
 
 def test_a_streamed_runner_call_is_one_client_span_continued_in_the_worker(tmp_path: Path) -> None:
-    span_file = tmp_path / "spans.jsonl"
-    set_config(build_config(TRACING_ON))
-    assert tracing.setup(build_config(TRACING_ON).tracing, service_name="caller")
     runner = targets.row_runner
 
-    async def main() -> None:
-        async with RunnerWorkerGroup(runner, "tests.runner.runner_targets:svc", tmp_path / "run",
-                                     working_dir=ROOT, worker_count=1,
-                                     extra_env={tracing.TRACE_FILE_ENV: str(span_file)}) as group:
-            runner.init_client(group.addresses)
-            tracing.instrument_runner(runner)
-            try:
-                words = [w["word"] async for w in runner.words.async_stream("a b c")]
-                assert words == ["a", "b", "c"]
-                assert tracing.outgoing_trace() is None  # the span was not left current
-            finally:
-                runner.destroy()
+    async def body() -> None:
+        words = [w["word"] async for w in runner.words.async_stream("a b c")]
+        assert words == ["a", "b", "c"]
+        assert tracing.outgoing_trace() is None  # the span was not left current
 
-    asyncio.run(main())
+    span_file = _traced_in_worker(runner, tmp_path, body)
     [client] = [s for s in tracing.finished_spans() if s.name == "rows.words"]
     assert client.attributes["bentolite.stream_items"] == 3
-    for _ in range(50):  # the worker writes its span when the stream's task ends
-        spans = tracing.read_span_file(span_file) if span_file.exists() else []
-        if spans:
-            break
-        time.sleep(0.05)
-    [worker] = spans
+    [worker] = tracing.read_span_file(span_file)  # written by the time the worker stopped
     assert worker["name"] == "rows.words" and worker["kind"] == "SERVER"
     assert worker["parent_span_id"] == format(client.context.span_id, "016x")

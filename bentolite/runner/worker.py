@@ -247,9 +247,9 @@ class RunnerWorker:
     def _can_run_inline(self, method_name: str, items: int) -> bool:
         """Run on the loop thread when idle and short: no thread hand-offs at low load.
 
-        Only when nothing else waits, few calls are expected to arrive while it runs
-        (INLINE_MAX_ARRIVALS; under more load the loop keeps receiving and decoding the next
-        batch's calls meanwhile), and the call is estimated under
+        Only when nothing else waits (no other call or stream), few calls are expected to
+        arrive while it runs (INLINE_MAX_ARRIVALS; under more load the loop keeps receiving
+        and decoding the next batch's calls meanwhile), and the call is estimated under
         INLINE_MAX_S, so probes and deadline checks are held back at most that long.
         BentoML 1.1 also built Runnables in one thread and called them in another, so
         Runnables do not depend on thread-local state across calls.
