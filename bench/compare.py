@@ -137,7 +137,8 @@ def _bentoml_impl(work_dir: Path) -> Impl:
     venv = Path(
         os.environ.get("BENCH_BENTOML_VENV")
         or subprocess.run(
-            [str(BENCH_DIR / "bentoml_venv.sh")], check=True, capture_output=True, text=True
+            [str(REPO_ROOT / "scripts" / "peer_venv.sh"), "bentoml-1.1.11"], check=True,
+            capture_output=True, text=True
         ).stdout.strip()
     )
     env = _base_env()

@@ -1,4 +1,4 @@
-"""Round trips with the real BentoML 1.1.11 (the benchmark's venv), when it is present."""
+"""Round trips with the real BentoML 1.1.11, in its own venv (tests/peers.py)."""
 from __future__ import annotations
 
 import os
@@ -6,19 +6,13 @@ import subprocess
 import textwrap
 from pathlib import Path
 
-import pytest
 
-from tests.bentoml_venv import SKIP_REASON, bentoml_python
+from tests.peers import bentoml_python
 
 import bentolite
 from bentolite import models
 
 
-BENTOML_PYTHON = bentoml_python()
-pytestmark = pytest.mark.skipif(
-    BENTOML_PYTHON is None,
-    reason=SKIP_REASON,
-)
 
 BENTOML_SIDE = textwrap.dedent(
     """
@@ -54,7 +48,7 @@ def test_archives_and_stores_move_both_ways(home: Path, tmp_path: Path):
     env = {**os.environ, "BENTOML_HOME": str(bentoml_home), "BENTOML_DO_NOT_TRACK": "true"}
     env.pop("PYTHONPATH", None)
     out = subprocess.run(
-        [BENTOML_PYTHON, "-c", BENTOML_SIDE, archive, str(tmp_path / "bm.bentomodel")],
+        [bentoml_python(), "-c", BENTOML_SIDE, archive, str(tmp_path / "bm.bentomodel")],
         capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path,
     )
     assert out.returncode == 0, out.stderr[-3000:]

@@ -1,4 +1,4 @@
-"""BentoML 1.1.11's own ``bentoml.client`` calls a bentolite server unchanged (when its venv exists)."""
+"""BentoML 1.1.11's own ``bentoml.client`` calls a bentolite server unchanged."""
 from __future__ import annotations
 
 import json
@@ -6,13 +6,10 @@ import os
 import subprocess
 from pathlib import Path
 
-import pytest
 
-from tests.bentoml_venv import SKIP_REASON, bentoml_python
+from tests.peers import bentoml_python
 from serve_helpers import Server
 
-
-BENTOML_PYTHON = bentoml_python()
 
 CLIENT_SIDE = """
 import json, sys
@@ -35,11 +32,10 @@ print("RESULT " + json.dumps(results))
 """
 
 
-@pytest.mark.skipif(BENTOML_PYTHON is None, reason=SKIP_REASON)
 def test_bentoml_1_1_client_calls_bentolite(server: Server, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["BENTOML_HOME"] = str(tmp_path / "bentoml-home")
-    done = subprocess.run([BENTOML_PYTHON or "", "-c", CLIENT_SIDE, server.url], env=env,
+    done = subprocess.run([bentoml_python(), "-c", CLIENT_SIDE, server.url], env=env,
                           capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-3000:]
     line = next(l for l in done.stdout.splitlines() if l.startswith("RESULT "))
