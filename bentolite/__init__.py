@@ -1,4 +1,8 @@
-"""bentolite: BentoML's runner-era (v1) API, served fast. Use as ``import bentolite as bentoml``.
+"""bentolite: BentoML's API, served fast. Use as ``import bentolite as bentoml``.
+
+Both styles run on one engine: the runner era (v1: ``Service``, ``Runner``, ``Runnable``,
+``bentolite.io``) and the new style (BentoML 1.2+: ``@service`` classes, ``@api`` methods,
+``depends``).
 
 Framework modules (``bentolite.transformers``, ``bentolite.pytorch``, ...) and the serving
 stack load lazily on first attribute access, so importing bentolite never imports torch.
@@ -19,9 +23,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from . import client, io, metrics, models
     from .runner.runner import Runner
     from .runner.strategy import Resource, Strategy
-    from .service.context import Context, Cookie
-    from .service.loader import load
-    from .service.service import Service
+    from .services.context import Context, Cookie
+    from .services.loader import load
+    from .services.service import Service
 
 _FRAMEWORKS = ("picklable_model", "pytorch", "transformers", "xgboost", "easyocr", "sklearn")
 
@@ -30,10 +34,10 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "Runner": (".runner.runner", "Runner"),
     "Strategy": (".runner.strategy", "Strategy"),
     "Resource": (".runner.strategy", "Resource"),
-    "Service": (".service.service", "Service"),
-    "Context": (".service.context", "Context"),
-    "Cookie": (".service.context", "Cookie"),
-    "load": (".service.loader", "load"),
+    "Service": (".services.service", "Service"),
+    "Context": (".services.context", "Context"),
+    "Cookie": (".services.context", "Cookie"),
+    "load": (".services.loader", "load"),
     "load_config": (".config", "load_config"),
     "models": (".models", None),
     "io": (".io", None),
@@ -45,6 +49,18 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "HTTPServer": (".server.launcher", "HTTPServer"),
     "serve": (".server.launcher", "serve"),
     "types": (".types", None),
+    # the new-style SDK (BentoML 1.2+)
+    "service": (".services.definition", "service"),
+    "api": (".services.definition", "api"),
+    "on_startup": (".services.definition", "on_startup"),
+    "on_shutdown": (".services.definition", "on_shutdown"),
+    "on_deployment": (".services.definition", "on_deployment"),
+    "depends": (".services.dependency", "depends"),
+    "importing": (".services.loader", "importing"),
+    "runner_service": (".services.definition", "runner_service"),
+    "legacy": (".legacy", None),
+    "SyncHTTPClient": (".client", "SyncHTTPClient"),
+    "AsyncHTTPClient": (".client", "AsyncHTTPClient"),
     **{name: (f".frameworks.{name}", None) for name in _FRAMEWORKS},
 }
 

@@ -126,7 +126,7 @@ class DefaultMonitor(MonitorBase):
         return handler
 
     def export(self, columns: dict[str, tuple[str, str, list[Any]]]) -> None:
-        from .service.context import current_request_id
+        from .services.context import current_request_id
 
         with self._lock:
             if not self._schema_written:

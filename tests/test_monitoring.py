@@ -11,7 +11,7 @@ import pytest
 import bentolite
 from bentolite import monitoring as monitor_module
 from bentolite.config import load_config
-from bentolite.service.context import request_id_var
+from bentolite.services.context import request_id_var
 
 
 @pytest.fixture(autouse=True)

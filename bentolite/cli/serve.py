@@ -28,10 +28,11 @@ def _load_config(config_path: str | None, timeout: float | None) -> Any:
     return config
 
 
-def _default_api_workers(config: Any) -> int:
-    """``api_server.workers``, else 1: one uvloop API worker rarely limits a batched model,
-    and on small machines more of them compete with the runner workers for cores."""
-    return config.api_server.workers or 1
+def _default_api_workers(config: Any) -> int | None:
+    """``api_server.workers``, else the supervisor decides: a new-style root service's
+    ``workers``, else 1 (one uvloop API worker rarely limits a batched model, and on small
+    machines more of them compete with the runner workers for cores)."""
+    return config.api_server.workers
 
 
 _common_options = [
@@ -70,11 +71,6 @@ def _options(options: list[Any]) -> Any:
     return decorate
 
 
-def _check_target(target: str) -> None:
-    if target == ".":
-        raise CLIException("give the service as MODULE[:ATTR] or FILE.py[:ATTR]")
-
-
 def _run_supervisor(target: str, config: Any, *, host: str | None, port: int | None,
                     api_workers: int | None, backlog: int | None, graceful_shutdown_timeout: float,
                     working_dir: str, remote_runners: dict[str, list[str]] | None = None) -> None:
@@ -105,7 +101,6 @@ def serve(target: str, development: bool, production: bool, host: str | None, po
     """Serve TARGET (module:attr, module, or file.py[:attr]) over HTTP."""
     if development and production:
         raise CLIException("choose one of --development and --production")
-    _check_target(target)
     if reload:
         args = [target, "--development", "--working-dir", working_dir]
         for flag, value in (("--host", host), ("--port", port), ("--timeout", timeout),
@@ -122,7 +117,7 @@ def serve(target: str, development: bool, production: bool, host: str | None, po
         return
     from ..server.api_worker import run_server
     from ..server.app import build_app, serve_app
-    from ..service.loader import load
+    from ..services.loader import load
 
     if api_workers not in (None, 1):
         logger.warning("--api-workers=%s ignored in development mode", api_workers)
@@ -158,7 +153,7 @@ def start_http_server(target: str, remote_runner: tuple[str, ...], host: str | N
                       graceful_shutdown_timeout: float, timeout: float | None,
                       config_path: str | None, working_dir: str) -> None:
     """Serve TARGET's APIs, calling its runners on runner servers (split deployment)."""
-    from ..service.loader import load
+    from ..services.loader import load
 
     remote = _parse_remote_runners(remote_runner)
     config = _load_config(config_path, timeout)
@@ -190,7 +185,7 @@ def start_runner_server(target: str, runner_name: str, host: str, port: int | No
                         config_path: str | None, working_dir: str) -> None:
     """Serve one runner of TARGET over HTTP on TCP (needs runners.auth_token)."""
     from ..runner.worker import load_runner
-    from ..service.loader import load
+    from ..services.loader import load
 
     config = _load_config(config_path, None)
     if not config.runner(runner_name).auth_token:

@@ -28,6 +28,8 @@ class RunnableMethodConfig:
     input_spec: Any = None
     output_spec: Any = None
     is_stream: bool = False
+    #: an ``async def`` method (new-style services): awaited on the worker's event loop
+    is_async: bool = False
 
 
 class RunnableMethod(Generic[F]):

@@ -14,6 +14,8 @@ import bisect
 import concurrent.futures
 import functools
 import importlib
+import inspect
+import json
 import logging
 import os
 import signal
@@ -40,6 +42,10 @@ __all__ = ["RunnerWorker", "load_runner", "main"]
 logger = logging.getLogger("bentolite.runner.worker")
 
 EXIT_INIT_FAILED = 3
+#: name of a Runnable method run when its worker stops (new-style ``@on_shutdown`` hooks)
+SHUTDOWN_METHOD = "_bentolite_shutdown"
+#: env var with JSON {runner name: [addresses]} of the runners a worker's runnable may call
+RUNNER_MAP_ENV = "BENTOLITE_RUNNER_MAP"
 #: env var with the PID of the supervisor that started this worker (watched: see ``_serve``)
 PARENT_PID_ENV = "BENTOLITE_PARENT_PID"
 #: Longest estimated call that an idle worker runs on its event loop thread (see
@@ -59,13 +65,16 @@ def load_runner(target: str, runner_name: str, working_dir: str | None = None) -
     module_name, _, attr = target.partition(":")
     obj: Any
     if not attr or module_name.endswith(".py") or "/" in module_name or os.sep in module_name:
-        from ..service.loader import import_service
+        from ..services.loader import import_service
 
         obj = import_service(target, working_dir)
     else:
         obj = importlib.import_module(module_name)
         for part in attr.split("."):
             obj = getattr(obj, part)
+        as_service = getattr(obj, "as_service", None)  # a new-style service class
+        if as_service is not None:
+            obj = as_service()
     if isinstance(obj, Runner):
         if obj.name != runner_name:
             raise BentoMLException(f"{target} is runner {obj.name!r}, not {runner_name!r}")
@@ -78,6 +87,21 @@ def load_runner(target: str, runner_name: str, working_dir: str | None = None) -
             return runner
     names = [r.name for r in runners]
     raise BentoMLException(f"{target} has no runner named {runner_name!r} (it has {names})")
+
+
+def _concat_calls(payloads: list[tuple[Any, Any, int]], dim: int
+                  ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The arguments of one call made of queued calls ``(args, kwargs, items)``: batch
+    values joined along ``dim``, other arguments (equal by the batch key) from the first."""
+    first_args, first_kwargs, _ = payloads[0]
+    if len(payloads) == 1:
+        return first_args, first_kwargs
+    args = tuple(
+        concat_batches([p[0][i] for p in payloads], dim) if is_batch_value(a) else a
+        for i, a in enumerate(first_args))
+    kwargs = {k: concat_batches([p[1][k] for p in payloads], dim) if is_batch_value(v) else v
+              for k, v in first_kwargs.items()}
+    return args, kwargs
 
 
 def _batch_key(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
@@ -103,23 +127,31 @@ def _single_array_items(args: tuple[Any, ...], kwargs: dict[str, Any], batch_dim
     return int(value.shape[batch_dim])
 
 
+#: the two histograms, made once per process (several runners may run in one process:
+#: development mode, new-style services embedded in an API worker)
+_HISTOGRAMS: list[Any] = []
+
+
 class _Metrics:
     def __init__(self, runner_name: str, worker_index: int, max_batch_size: int) -> None:
         from prometheus_client import Histogram
 
-        buckets: list[float] = []
-        size = 1
-        while size < max_batch_size:
-            buckets.append(size)
-            size *= 2
-        buckets.append(max(max_batch_size, 1))
-        labels = ["runner_name", "method_name", "worker_index"]
-        self.batch_size = Histogram(
-            "bentoml_runner_adaptive_batch_size", "Items per adaptive batch",
-            labels, buckets=buckets)
-        self.queue_wait = Histogram(
-            "bentoml_runner_queue_wait_seconds", "Time a request waited in the batch queue",
-            labels, buckets=(.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
+        if not _HISTOGRAMS:
+            buckets: list[float] = []
+            size = 1
+            while size < max_batch_size:
+                buckets.append(size)
+                size *= 2
+            buckets.append(max(max_batch_size, 1))
+            labels = ["runner_name", "method_name", "worker_index"]
+            _HISTOGRAMS.append(Histogram(
+                "bentoml_runner_adaptive_batch_size", "Items per adaptive batch",
+                labels, buckets=buckets))
+            _HISTOGRAMS.append(Histogram(
+                "bentoml_runner_queue_wait_seconds",
+                "Time a request waited in the batch queue", labels,
+                buckets=(.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10)))
+        self.batch_size, self.queue_wait = _HISTOGRAMS
         self.runner_name = runner_name
         self.worker_index = str(worker_index)
 
@@ -170,6 +202,9 @@ class RunnerWorker:
         self._inflight: set[asyncio.Future[Any]] = set()
         self._model_jobs = 0  # model calls running (inline or in the model thread)
         self._streams = 0  # streamed calls under way (their steps run in the model thread)
+        # a runnable that calls other runners (a new-style service's dependencies) may
+        # block on them: never on the loop thread
+        self._may_inline = not getattr(runner, "dependencies", ())
 
     def load(self) -> None:
         """Build the Runnable (in the model thread that will call it)."""
@@ -177,7 +212,8 @@ class RunnerWorker:
         self._instance = self._executor.submit(
             lambda: runner.runnable_class(**runner.runnable_init_params)).result()
 
-    def _make_batchers(self) -> None:
+    def make_batchers(self) -> None:
+        """One batcher per method; call on the event loop that will serve the calls."""
         metrics = None
         if self.runner.config.metrics.enabled:
             biggest = max(m.limits.max_batch_size for m in self.runner.runner_methods)
@@ -189,6 +225,34 @@ class RunnerWorker:
                 method_name=method.name, limits=method.limits,
                 on_batch=metrics.observer(method.name) if metrics else None,
                 model_lock=model_lock)
+
+    def run_now(self, method_name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Call a method at once, unbatched, from a thread with no event loop (scripts)."""
+        func = getattr(self._instance, method_name)
+        if self._methods[method_name].config.is_async:
+            return asyncio.run(func(*args, **kwargs))
+        return self._executor.submit(func, *args, **kwargs).result()
+
+    def shutdown_now(self) -> None:
+        """Run the shutdown hooks and stop the model thread (an in-process worker's end)."""
+        shutdown = getattr(self._instance, SHUTDOWN_METHOD, None)
+        if shutdown is not None:
+            try:
+                self._executor.submit(shutdown).result()
+            except Exception:  # noqa: BLE001 - stopping anyway
+                logger.exception("runner %s: a shutdown hook failed", self.runner.name)
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def close_instance(self) -> None:
+        """Run the instance's shutdown hooks (new-style services' ``@on_shutdown``), if any,
+        in the model thread; a failing hook is logged."""
+        shutdown = getattr(self._instance, SHUTDOWN_METHOD, None)
+        if shutdown is None:
+            return
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._executor, shutdown)
+        except Exception:  # noqa: BLE001 - stopping anyway
+            logger.exception("runner %s: a shutdown hook failed", self.runner.name)
 
     def _batch_runner(self, method: RunnerMethod) -> Any:
         func = getattr(self._instance, method.name)
@@ -202,17 +266,7 @@ class RunnerWorker:
 
         def call_batch(payloads: list[tuple[Any, Any, int]]) -> list[Any]:
             sizes = [p[2] for p in payloads]
-            first_args, first_kwargs, _ = payloads[0]
-            if len(payloads) == 1:
-                args, kwargs = first_args, first_kwargs
-            else:
-                args = tuple(
-                    concat_batches([p[0][i] for p in payloads], in_dim) if is_batch_value(a) else a
-                    for i, a in enumerate(first_args))
-                kwargs = {
-                    k: concat_batches([p[1][k] for p in payloads], in_dim)
-                    if is_batch_value(v) else v
-                    for k, v in first_kwargs.items()}
+            args, kwargs = _concat_calls(payloads, in_dim)
             result = func(*args, **kwargs)
             if len(payloads) == 1:  # nothing to split: just check the result's length
                 check_batch_length(result, sizes[0], out_dim, method.name)
@@ -220,6 +274,16 @@ class RunnerWorker:
             return split_batch(result, sizes, out_dim, method.name)
 
         batchable = method.config.batchable
+        if method.config.is_async:  # awaited on this loop: no model thread, no inline check
+            async def run_async(payloads: list[Any]) -> list[Any]:
+                if not batchable:
+                    args, kwargs, _ = payloads[0]
+                    return [await func(*args, **kwargs)]
+                sizes = [p[2] for p in payloads]
+                args, kwargs = _concat_calls(payloads, in_dim)
+                return split_batch(await func(*args, **kwargs), sizes, out_dim, method.name)
+
+            return run_async
         func_for_job: Any = call_batch if batchable else call_one
 
         async def run_batch(payloads: list[Any]) -> list[Any]:
@@ -255,7 +319,7 @@ class RunnerWorker:
         Runnables do not depend on thread-local state across calls.
         """
         batcher = self._batchers[method_name]
-        if (self._model_jobs or self._streams or batcher.queue_length
+        if (not self._may_inline or self._model_jobs or self._streams or batcher.queue_length
                 or not batcher.cost.fitted):
             return False
         estimate_s = batcher.cost.estimate_s(items)
@@ -272,6 +336,12 @@ class RunnerWorker:
         if method is None:
             raise BentoMLException(
                 f"runner {self.runner.name!r} has no method {method_name!r}")
+        if method.config.is_async and not method.config.batchable:
+            # concurrent calls overlap on the loop, as BentoML runs an async API
+            future = asyncio.ensure_future(getattr(self._instance, method_name)(*args, **kwargs))
+            if tracing.ACTIVE:
+                tracing.trace_runner_call(future, self.runner.name, method_name, trace)
+            return future
         batcher = self._batchers[method_name]
         if method.config.batchable:
             items = _single_array_items(args, kwargs, method.config.batch_dim[0])
@@ -387,7 +457,7 @@ class RunnerWorker:
     async def serve(self, socket_path: str | None, stop: asyncio.Event, drain_s: float = 30.0,
                     *, tcp: tuple[str, int] | None = None) -> None:
         """Serve on the Unix socket (and/or HTTP on ``tcp``) until ``stop``; then drain."""
-        self._make_batchers()
+        self.make_batchers()
         loop = asyncio.get_running_loop()
         server = http = None
         if socket_path is not None:
@@ -411,6 +481,7 @@ class RunnerWorker:
                 await http.cleanup()
             for batcher in self._batchers.values():
                 await batcher.close()
+            await self.close_instance()
             self._executor.shutdown(wait=False, cancel_futures=True)
             if socket_path is not None:
                 try:
@@ -434,6 +505,21 @@ def _load(args: argparse.Namespace) -> RunnerWorker:
     return worker
 
 
+async def connect_dependencies(runner: Runner) -> None:
+    """Give the runners this one calls (a new-style service's ``depends``) their clients, from
+    the addresses the supervisor passed in ``RUNNER_MAP_ENV``; those not there run here."""
+    dependencies = getattr(runner, "dependencies", ())
+    if not dependencies:
+        return
+    from ..server.api_worker import remote_runner_init
+
+    init = remote_runner_init(json.loads(os.environ.get(RUNNER_MAP_ENV) or "{}"))
+    for dependency in dependencies:
+        started = init(dependency)
+        if inspect.isawaitable(started):
+            await started
+
+
 async def _serve(worker: RunnerWorker, args: argparse.Namespace) -> int:
     runner = worker.runner
     loop = asyncio.get_running_loop()
@@ -451,6 +537,7 @@ async def _serve(worker: RunnerWorker, args: argparse.Namespace) -> int:
         stop.set()
 
     watcher = loop.create_task(watch_parent())
+    await connect_dependencies(runner)
     try:
         tcp = (args.host, args.port) if args.port is not None else None
         await worker.serve(args.socket, stop, drain_s=args.drain_s, tcp=tcp)

@@ -71,7 +71,7 @@ def run_worker(target: str, *, fd: int | None, host: str | None, port: int | Non
     or with ``listen_when_ready`` only once every runner is initialised.
     """
     from ..config import load_config
-    from ..service.loader import load
+    from ..services.loader import load
     from .app import build_app, init_runners_locally, serve_app
 
     config = load_config(config_path) if config_path else load_config()

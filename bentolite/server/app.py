@@ -25,8 +25,8 @@ from .middlewares import (
 from .openapi import openapi_spec
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..service.context import ResponseContext
-    from ..service.service import InferenceAPI, Service
+    from ..services.context import ResponseContext
+    from ..services.service import InferenceAPI, Service
 
 __all__ = ["API_THREAD_PREFIX", "build_app", "serve_app", "init_runners_locally", "RunnerInit"]
 
@@ -254,13 +254,16 @@ def build_app(
         metrics = ApiServerMetrics(api_cfg.metrics.namespace, api_cfg.metrics.duration.buckets,
                                    service.name, service.version)
     max_mb = api_cfg.http.max_request_size_mb
+    traffic = getattr(service, "traffic", None) or {}  # a new-style root's own settings win
     app = web.Application(
         client_max_size=int(max_mb * 1024 * 1024),
         middlewares=[
             make_observe_middleware(metrics=metrics, api_routes=api_routes, cors=api_cfg.http.cors,
                                     max_request_size_mb=max_mb),
-            make_traffic_middleware(api_routes=api_routes, timeout_s=api_cfg.traffic.timeout,
-                                    max_concurrency=api_cfg.traffic.max_concurrency,
+            make_traffic_middleware(api_routes=api_routes,
+                                    timeout_s=traffic.get("timeout", api_cfg.traffic.timeout),
+                                    max_concurrency=traffic.get(
+                                        "max_concurrency", api_cfg.traffic.max_concurrency),
                                     max_request_size_mb=max_mb),
         ],
     )

@@ -21,7 +21,7 @@ from ..exceptions import (
     StateException,
 )
 from ..logs import info_fast
-from ..service.context import request_id_var
+from ..services.context import request_id_var
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..config import AccessLogConfig, CorsConfig

@@ -16,7 +16,7 @@ from typing import Any, Awaitable, Callable, Iterable
 
 from aiohttp import web
 
-from ..service.service import Mount
+from ..services.service import Mount
 
 __all__ = ["add_mounts"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..service.service import InferenceAPI, Service
+    from ..services.service import InferenceAPI, Service
 
 __all__ = ["openapi_spec", "INFRA_PATHS"]
 

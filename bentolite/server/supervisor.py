@@ -52,9 +52,11 @@ def bind_socket(host: str, port: int, backlog: int) -> socket.socket:
     return sock
 
 
-def plan_runners(target: str, working_dir: str, api_workers: int,
-                 remote: set[str]) -> dict[str, dict[int, dict[str, str]]]:
-    """Runner name -> {worker index: env} for the runners of ``target`` that need workers here.
+def plan_runners(target: str, working_dir: str, api_workers: int | None,
+                 remote: set[str]) -> tuple[dict[str, dict[int, dict[str, str]]], int]:
+    """Runner name -> {worker index: env} for the runners of ``target`` that need workers
+    here, and the number of API workers (``api_workers``, else the service's own ``workers``
+    for a new-style root service, else 1).
 
     The service is loaded, and its deployment hooks run, in a forked child that reports back
     over a pipe and exits: the supervisor itself stays small (about 25 MiB less with a numpy
@@ -74,7 +76,8 @@ def plan_runners(target: str, working_dir: str, api_workers: int,
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, signal.SIG_DFL)
             try:
-                reply: dict[str, Any] = {"plans": _plan(target, working_dir, api_workers, remote)}
+                plans, count = _plan(target, working_dir, api_workers, remote)
+                reply: dict[str, Any] = {"plans": plans, "api_workers": count}
                 code = 0
             except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent
                 reply = {"error": _describe_load_error(exc)}
@@ -94,19 +97,21 @@ def plan_runners(target: str, working_dir: str, api_workers: int,
     reply = json.loads(text)
     if "error" in reply:
         raise BentoMLException(reply["error"])
-    return {name: {int(i): env for i, env in workers.items()}
-            for name, workers in reply["plans"].items()}
+    return ({name: {int(i): env for i, env in workers.items()}
+             for name, workers in reply["plans"].items()}, reply["api_workers"])
 
 
-def _plan(target: str, working_dir: str, api_workers: int,
-          remote: set[str]) -> dict[str, dict[int, dict[str, str]]]:
-    from ..service.loader import load
+def _plan(target: str, working_dir: str, api_workers: int | None,
+          remote: set[str]) -> tuple[dict[str, dict[int, dict[str, str]]], int]:
+    from ..services.loader import load
 
     service = load(target, working_dir)
     for hook in service.deployment_hooks:  # once per deployment, before any worker
         hook()
-    return {runner.name: runner.scheduled_workers(reserved_cpus=api_workers)
-            for runner in service.runners if not runner.embedded and runner.name not in remote}
+    count = api_workers or getattr(service, "api_workers", None) or 1
+    return ({runner.name: runner.scheduled_workers(reserved_cpus=count)
+             for runner in service.runners if not runner.embedded and runner.name not in remote},
+            count)
 
 
 def _describe_load_error(exc: BaseException) -> str:
@@ -130,7 +135,8 @@ class Supervisor:
     """
 
     def __init__(self, target: str, *, working_dir: str, host: str, port: int,
-                 backlog: int = 2048, api_workers: int = 1, graceful_shutdown_s: float = 30.0,
+                 backlog: int = 2048, api_workers: int | None = None,
+                 graceful_shutdown_s: float = 30.0,
                  remote_runners: dict[str, list[str]] | None = None,
                  runner_start_timeout_s: float = 300.0) -> None:
         self.target = target
@@ -184,8 +190,9 @@ class Supervisor:
 
     async def start(self) -> None:
         """Run dir, runner workers, the shared socket and the API workers."""
-        plans = await asyncio.to_thread(plan_runners, self.target, self.working_dir,
-                                        self.api_worker_count, set(self.remote_runners))
+        plans, self.api_worker_count = await asyncio.to_thread(
+            plan_runners, self.target, self.working_dir, self.api_worker_count,
+            set(self.remote_runners))
         self.sock = bind_socket(self.host, self.port, self.backlog)  # port taken: fail first
         self.port = self.sock.getsockname()[1]
         self.run_dir = Path(tempfile.mkdtemp(prefix="bentolite-"))
@@ -225,13 +232,16 @@ class Supervisor:
         """Start runner ``name``'s workers (index -> env) in the background; their socket
         paths go in ``runner_map``."""
         from ..runner.process import RunnerWorkerGroup
-        from ..runner.worker import PARENT_PID_ENV
+        from ..runner.worker import PARENT_PID_ENV, RUNNER_MAP_ENV
 
         assert self.run_dir is not None
         group = RunnerWorkerGroup(
             name, self.target, self.run_dir / "runners", working_dir=self.working_dir,
             env_map=workers, extra_env={"PROMETHEUS_MULTIPROC_DIR": str(prometheus_dir),
-                                        PARENT_PID_ENV: str(os.getpid())},
+                                        PARENT_PID_ENV: str(os.getpid()),
+                                        # the runners started before this one (a service's
+                                        # dependencies come first): what it may call
+                                        RUNNER_MAP_ENV: json.dumps(runner_map)},
             start_timeout_s=self.runner_start_timeout_s)
         self.groups.append(group)
         task = asyncio.ensure_future(group.start())

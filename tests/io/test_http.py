@@ -16,7 +16,7 @@ from aiohttp import web
 from bentolite.exceptions import BentoMLException
 from bentolite.io import JSON, HTTPMessage, IODescriptor, Multipart, NumpyNdarray, Text
 from bentolite.io.base import OFFLOAD_DECODE_BYTES
-from bentolite.service.context import Cookie, ResponseContext
+from bentolite.services.context import Cookie, ResponseContext
 
 
 def endpoint(

@@ -88,7 +88,7 @@ def test_worker_calls_runner_worker_processes_from_runner_map(tmp_path: Path) ->
     process = __import__("pytest").importorskip("bentolite.runner.process")
     sys.path.insert(0, str(HERE))
     try:
-        from bentolite.service.loader import load
+        from bentolite.services.loader import load
 
         service = load("svc.py:svc", HERE)
     finally:

@@ -53,7 +53,7 @@ def test_module_attr_module_and_file_forms(project: Path) -> None:
 def test_multiple_services_need_an_attr(project: Path) -> None:
     _write(project / "ldr_two.py", SERVICE.format(name="a", svc_name="a")
            + SERVICE.format(name="b", svc_name="b"))
-    with pytest.raises(ImportServiceError, match="Multiple Service instances found.*a, b"):
+    with pytest.raises(ImportServiceError, match="Multiple services found.*a, b"):
         bentolite.load("ldr_two", project)
     assert bentolite.load("ldr_two:b", project).name == "b"
 
@@ -62,7 +62,7 @@ def test_multiple_services_need_an_attr(project: Path) -> None:
     ("ldr_missing_module:svc", "cannot import module 'ldr_missing_module'"),
     ("ldr_plain:svc", "has no attribute 'svc'"),
     ("ldr_plain:value", "is a int, not a bentolite.Service"),
-    ("ldr_plain", "no Service instance found"),
+    ("ldr_plain", "no Service instance or @bentolite.service class found"),
     ("nothere.py:svc", "not found"),
     ("", "expected 'module:attr'"),
 ])
@@ -76,3 +76,53 @@ def test_error_inside_user_module_is_shown_as_is(project: Path) -> None:
     _write(project / "ldr_broken.py", "import ldr_does_not_exist_anywhere\n")
     with pytest.raises(ModuleNotFoundError, match="ldr_does_not_exist_anywhere"):
         bentolite.load("ldr_broken", project)
+
+
+NEW_STYLE = """
+import bentolite as bentoml
+
+@bentoml.service
+class Leaf:
+    @bentoml.api
+    def hi(self) -> str:
+        return "hi"
+
+@bentoml.service
+class Root:
+    leaf = bentoml.depends(Leaf)
+
+    @bentoml.api
+    def hi(self) -> str:
+        return self.leaf.hi()
+"""
+
+
+def test_new_style_root_is_picked_and_served_as_a_service(project: Path) -> None:
+    _write(project / "ldr_new.py", NEW_STYLE)
+    service = bentolite.load("ldr_new", project)
+    assert service.name == "root" and list(service.apis) == ["hi"]
+    assert [r.name for r in service.runners] == ["leaf", "root"]  # dependencies first
+    assert bentolite.load("ldr_new:Leaf", project).name == "leaf"  # any one, by name
+
+
+def test_two_new_style_roots_need_an_attr(project: Path) -> None:
+    _write(project / "ldr_roots.py", NEW_STYLE + NEW_STYLE.replace("Root", "Other")
+           .replace("Leaf", "Leaf2"))
+    with pytest.raises(ImportServiceError, match="Multiple services found.*Other, Root"):
+        bentolite.load("ldr_roots", project)
+
+
+def test_a_directory_serves_its_bentofile_service_else_service_py(project: Path) -> None:
+    app = project / "app_dir"
+    _write(app / "service.py", NEW_STYLE)
+    service = bentolite.load(".", app)
+    assert (service.name, service.import_string, service.working_dir) == (
+        "root", "service.py", str(app))
+    _write(app / "bentofile.yaml", 'service: "service:Leaf"\n')
+    assert bentolite.load("app_dir", project).name == "leaf"
+    _write(app / "bentofile.yaml", "include: ['*.py']\n")
+    with pytest.raises(ImportServiceError, match="'service' must name the service"):
+        bentolite.load(".", app)
+    (project / "empty_dir").mkdir()
+    with pytest.raises(ImportServiceError, match="neither a bentofile.yaml nor a service.py"):
+        bentolite.load(".", project / "empty_dir")

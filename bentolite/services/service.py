@@ -18,8 +18,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: API names and routes taken by the server itself.
 RESERVED_NAMES = frozenset(
-    {"index", "swagger", "docs", "docs.json", "metrics", "healthz", "livez", "readyz",
-     "static_content"}
+    {"index", "swagger", "docs", "docs.json", "schema.json", "metrics", "healthz", "livez",
+     "readyz", "static_content"}
 )
 _CTX_PARAM_NAMES = ("ctx", "context")
 _NO_ASGI = (

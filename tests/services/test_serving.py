@@ -1,0 +1,130 @@
+"""New-style services served for real: each dependency in its own worker processes (started,
+watched and restarted by the supervisor), the root in the API worker; and all in one process
+with --development."""
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import signal
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from tests.e2e.prod_helpers import Command, alive, cmdline, free_port, wait_for
+
+HERE = Path(__file__).parent
+
+
+def _start(tmp_path: Path, *extra: str) -> Command:
+    port = free_port()
+    cmd = Command(["serve", "graph_svc:Graph", "--working-dir", str(HERE), "--host",
+                   "127.0.0.1", "--port", str(port), *extra], tmp_path, port=port)
+    try:
+        cmd.wait_ready()
+    except BaseException:
+        cmd.close()
+        raise
+    return cmd
+
+
+@pytest.fixture(scope="module")
+def prod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Command]:
+    cmd = _start(tmp_path_factory.mktemp("prod"))
+    yield cmd
+    cmd.close()
+
+
+def _worker_pids(cmd: Command, runner: str) -> set[int]:
+    return {pid for pid in cmd.children()
+            if f"--runner-name {runner} " in cmdline(pid) + " "}
+
+
+def test_each_service_runs_in_its_own_processes(prod: Command) -> None:
+    assert len(_worker_pids(prod, "generator")) == 2  # workers=2
+    for name in ("leaf", "scorer", "othergenerator"):
+        assert len(_worker_pids(prod, name)) == 1
+    assert not _worker_pids(prod, "graph")  # the root runs in the API worker
+    pids = prod.post_json("/pids", {}).json()
+    assert pids["scorer"] in _worker_pids(prod, "scorer")
+    assert pids["api"] not in _worker_pids(prod, "scorer")
+
+
+def test_the_graph_answers_and_its_generator_calls_overlap(prod: Command) -> None:
+    def spread() -> Any:  # both generator workers up: the two calls go to different ones
+        reply = prod.post_json("/generate_score", {"original_sentence": "I have an idea!"})
+        assert reply.status == 200, reply.body
+        results = reply.json()
+        return results if len({r["pid"] for r in results}) == 3 else None
+
+    results = wait_for(spread, "three generator calls in three processes", prod)
+    assert [r["generated"] for r in results] == ["I have an idea!!"] * 2 + ["I have an idea!?"]
+    assert all(r["score"] == float(len(r["generated"])) for r in results)
+    # the three calls ran at the same time: each started before any of them ended
+    assert max(r["start"] for r in results) < min(r["end"] for r in results)
+
+
+def test_defaults_nested_dependencies_and_streams(prod: Command) -> None:
+    assert prod.post_json("/add", {"a": 2}).json() == 3  # b takes its default
+    status, body = prod.request("POST", "/sync_chain", b'{"sentence": "deep call"}',
+                                {"Content-Type": "application/json"})
+    assert (status, body) == (200, b"DEEP CALL")  # Graph -> Generator worker -> Leaf worker
+    status, body = prod.request("POST", "/words", b'{"sentence": "a stream of words"}',
+                                {"Content-Type": "application/json"})
+    assert (status, body) == (200, b"a stream of words ")
+
+
+def test_bad_input_is_a_400_naming_the_field(prod: Command) -> None:
+    reply = prod.post_json("/add", {"b": 2})
+    assert reply.status == 400, reply.body
+    assert reply.json()["field"] == "body.a"
+    reply = prod.post_json("/add", {"a": "not a number"})
+    assert reply.status == 400 and reply.json()["field"] == "body.a"
+
+
+def test_a_blocking_call_on_the_loop_is_a_clear_error(prod: Command) -> None:
+    reply = prod.post_json("/blocking_on_loop", {"sentence": "x"})
+    assert reply.status == 500
+    assert "use `await self.generator.to_async.loud(...)`" in reply.json()["error"]
+
+
+def test_a_batchable_dependency_batches_concurrent_calls(prod: Command) -> None:
+    def call(i: int) -> Any:
+        reply = prod.post_json("/lengths", {"sentences": ["x" * i, "y"]})
+        assert reply.status == 200, reply.body
+        return reply.json()
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        replies = list(pool.map(call, range(1, 33)))
+    for i, rows in enumerate(replies, start=1):  # each caller gets its own rows back
+        assert [row[0] for row in rows] == [i, 1]
+    assert max(row[1] for rows in replies for row in rows) > 2  # rows of several calls batched
+
+
+def test_a_killed_dependency_is_restarted_and_only_its_calls_fail(prod: Command) -> None:
+    before = _worker_pids(prod, "scorer")
+    victim = next(iter(before))
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        slow = [pool.submit(prod.post_json, "/generate_score", {}) for _ in range(2)]
+        os.kill(victim, signal.SIGKILL)
+        statuses = [f.result().status for f in slow]
+    assert set(statuses) <= {200, 503}
+    wait_for(lambda: _worker_pids(prod, "scorer") - before, "a new scorer worker", prod)
+    assert not alive(victim)
+    wait_for(lambda: prod.post_json("/generate_score", {}).status == 200,
+             "the graph to answer again", prod)
+    assert prod.post_json("/add", {"a": 1}).json() == 2  # the rest never noticed
+
+
+def test_development_mode_runs_every_service_in_one_process(tmp_path: Path) -> None:
+    cmd = _start(tmp_path, "--development")
+    try:
+        pids = cmd.post_json("/pids", {}).json()
+        assert pids["api"] == pids["scorer"]
+        results = cmd.post_json("/generate_score", {"original_sentence": "dev"}).json()
+        assert {r["pid"] for r in results} == {pids["api"]}
+        status, body = cmd.request("POST", "/sync_chain", b'{"sentence": "x"}',
+                                   {"Content-Type": "application/json"})
+        assert (status, body) == (200, b"X")
+    finally:
+        cmd.close()
