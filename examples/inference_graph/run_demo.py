@@ -1,10 +1,13 @@
-"""Serve this example, send it one sentence, print the JSON answer, stop the server.
+"""Serve an inference graph, send it one sentence, print the JSON answer, stop the server.
 
-Used by ``./scripts/demo`` (after ``save_models.py``). Exits non-zero on any failure and
-prints the tail of the server's log.
+``python run_demo.py`` serves this example (v1: runners, after ``save_models.py``);
+``python run_demo.py --graph v2`` serves ``examples/inference_graph_v2`` (seed 003's new-style
+services, after its ``build_models.py``) with ``bentolite serve .``. Used by
+``./scripts/demo``. Exits non-zero on any failure and prints the tail of the server's log.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import signal
@@ -48,10 +51,27 @@ def wait_ready(server: subprocess.Popen[bytes], url: str, timeout_s: float) -> N
     raise RuntimeError(f"the server was not ready within {timeout_s:g} s")
 
 
-def classify(url: str, sentence: str) -> object:
+class Graph:
+    """How to serve and ask one of the two graphs."""
+
+    def __init__(self, directory: Path, target: str, route: str, body: bytes,
+                 content_type: str, answers: int) -> None:
+        self.directory, self.target, self.route = directory, target, route
+        self.body, self.content_type, self.answers = body, content_type, answers
+
+
+GRAPHS = {
+    "v1": Graph(HERE, "service:svc", "/classify_generated_texts", SENTENCE.encode(),
+                "text/plain", 3),
+    "v2": Graph(HERE.parent / "inference_graph_v2", ".", "/generate_score",
+                json.dumps({"original_sentence": SENTENCE}).encode(), "application/json", 2),
+}
+
+
+def ask(url: str, graph: Graph) -> object:
     request = urllib.request.Request(
-        f"{url}/classify_generated_texts", data=sentence.encode(),
-        headers={"Content-Type": "text/plain"}, method="POST")
+        f"{url}{graph.route}", data=graph.body, headers={"Content-Type": graph.content_type},
+        method="POST")
     try:
         with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_S) as response:
             return json.loads(response.read())
@@ -71,22 +91,26 @@ def stop(server: subprocess.Popen[bytes]) -> None:
         server.wait()
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--graph", choices=sorted(GRAPHS), default="v1")
+    graph = GRAPHS[parser.parse_args(argv).graph]
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-c", "from bentolite.cli import main; main()", "serve",
-               "service:svc", "--host", "127.0.0.1", "--port", str(port)]
+               graph.target, "--host", "127.0.0.1", "--port", str(port)]
     with tempfile.NamedTemporaryFile(prefix="bentolite-demo-", suffix=".log", delete=False) as log:
         log_path = Path(log.name)
-    print(f"[demo] serving examples/inference_graph on {url} (log: {log_path})", flush=True)
+    name = graph.directory.relative_to(HERE.parent.parent)
+    print(f"[demo] serving {name} on {url} (log: {log_path})", flush=True)
     with log_path.open("wb") as log_file:
         # its own session: a Ctrl-C in the terminal reaches the demo, which stops the server
-        server = subprocess.Popen(command, cwd=HERE, stdout=log_file, stderr=subprocess.STDOUT,
-                                  start_new_session=True)
+        server = subprocess.Popen(command, cwd=graph.directory, stdout=log_file,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
         try:
             wait_ready(server, url, READY_TIMEOUT_S)
-            print(f"[demo] POST /classify_generated_texts {SENTENCE!r}", flush=True)
-            answer = classify(url, SENTENCE)
+            print(f"[demo] POST {graph.route} {graph.body.decode()!r}", flush=True)
+            answer = ask(url, graph)
             print(json.dumps(answer, indent=2))
         except Exception as e:  # noqa: BLE001 - report, show the server's side, fail
             stop(server)
@@ -94,7 +118,7 @@ def main() -> int:
             print(f"[demo] FAILED: {e}\n[demo] server log tail:\n{tail}", file=sys.stderr)
             return 1
         stop(server)
-    if not (isinstance(answer, list) and len(answer) == 3
+    if not (isinstance(answer, list) and len(answer) == graph.answers
             and all(set(item) == {"generated", "score"} for item in answer)):
         print(f"[demo] FAILED: unexpected answer shape: {answer!r}", file=sys.stderr)
         return 1

@@ -46,18 +46,20 @@ def save_models(example: str, home: Path, timeout_s: float = 300.0) -> str:
 
 
 class ExampleServer:
-    """``bentolite serve service:svc --production`` of one example, on 127.0.0.1."""
+    """``bentolite serve <target> --production`` of one example (a name under examples/, or a
+    directory), on 127.0.0.1."""
 
-    def __init__(self, example: str, home: Path, log_dir: Path,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(self, example: str | Path, home: Path, log_dir: Path,
+                 env: dict[str, str] | None = None, target: str = "service:svc") -> None:
+        directory = EXAMPLES / example
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_dir / f"{example}-{self.port}.log"
+        self.log_path = log_dir / f"{directory.name}-{self.port}.log"
         self._log = self.log_path.open("wb")
         command = [sys.executable, "-c", "from bentolite.cli import main; main()", "serve",
-                   "service:svc", "--production", "--host", "127.0.0.1",
+                   target, "--production", "--host", "127.0.0.1",
                    "--port", str(self.port)]
-        self.process = subprocess.Popen(command, cwd=EXAMPLES / example, env=_env(home, env),
+        self.process = subprocess.Popen(command, cwd=directory, env=_env(home, env),
                                         stdout=self._log, stderr=subprocess.STDOUT,
                                         start_new_session=True)
 

@@ -145,3 +145,53 @@ def test_quickstart(tmp_path: Path) -> None:
         assert server.stop() == 0, server.log()[-3000:]
     assert answer == [0, 2]
     assert bad_status == 400 and "shape" in json.loads(bad_body)["error"], bad_body
+
+
+def test_inference_graph_v2_serves_seed_003_from_its_directory(tmp_path: Path) -> None:
+    """Seed 003's services, unchanged but for the import, with `bentolite serve .`: each
+    generator and the classifier in a worker process of its own."""
+    import shutil
+
+    project = tmp_path / "inference_graph_v2"
+    shutil.copytree(EXAMPLES / "inference_graph_v2", project,
+                    ignore=shutil.ignore_patterns("gpt2", "distilgpt2", "bert-base-uncased"))
+    build = runpy.run_path(str(project / "build_models.py"))
+    build["build_tiny_models"](project)
+    with ExampleServer(project, tmp_path / "home", tmp_path, target=".",
+                       env={"HF_HUB_OFFLINE": "1"}) as server:
+        server.wait_ready()
+        answer = server.post_json("/generate_score",
+                                  json.dumps({"original_sentence": SENTENCE}).encode(),
+                                  "application/json")
+        default = server.post_json("/generate_score", b"{}", "application/json")
+        log = server.log()
+        assert server.stop() == 0, log[-3000:]
+    assert len(answer) == 2 and all(set(item) == {"generated", "score"} for item in answer)
+    assert all(item["generated"].startswith(SENTENCE) for item in answer)
+    assert all(0.0 <= item["score"] <= 1.0 for item in answer)
+    assert all(item["generated"].startswith("I have an idea!") for item in default)
+    for runner in ("gpt2", "distilgpt2", "bertbaseuncased"):
+        assert f"runner {runner} worker 0 ready" in log
+    # seed 003 passes max_length= and num_return_sequences= that generate() does not take
+    assert log.count("takes no argument(s) max_length, num_return_sequences") == 2
+
+
+def test_composition(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    printed = save_models("composition", home)
+    assert "saved model_a:" in printed and "saved model_b:" in printed, printed
+    rows = json.dumps({"input_data": [[1, 2], [3, 4]]}).encode()
+    with ExampleServer("composition", home, tmp_path, target="service:EnsembleService") as server:
+        server.wait_ready()
+        assert server.post_json("/ensemble_predict", rows, "application/json") == [
+            [1.5, 3.0], [4.5, 6.0]]  # ((2x) + (x + 1)) / 2
+        assert server.stop() == 0, server.log()[-3000:]
+    with ExampleServer("composition", home, tmp_path, target="service:InferenceService") as server:
+        server.wait_ready()
+        assert server.post_json("/predict", rows, "application/json") == [[3, 5], [7, 9]]
+        assert server.stop() == 0, server.log()[-3000:]
+    with ExampleServer("composition", home, tmp_path, target="service:MultiModelService") as server:
+        server.wait_ready()
+        assert server.post_json("/combined_process", b'{"input_data": [1, 2]}',
+                                "application/json") == {"result_a": [2, 4], "result_b": [2, 3]}
+        assert server.stop() == 0, server.log()[-3000:]

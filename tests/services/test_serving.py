@@ -128,3 +128,34 @@ def test_development_mode_runs_every_service_in_one_process(tmp_path: Path) -> N
         assert (status, body) == (200, b"X")
     finally:
         cmd.close()
+
+
+def test_a_v1_runner_as_a_dependency_with_two_api_workers_and_hooks(tmp_path: Path) -> None:
+    hook_log = tmp_path / "hooks.log"
+    port = free_port()
+    cmd = Command(["serve", "mixed_svc:Mixed", "--working-dir", str(HERE), "--host",
+                   "127.0.0.1", "--port", str(port)], tmp_path, port=port,
+                  env={"MIXED_HOOK_LOG": str(hook_log)})
+    try:
+        cmd.wait_ready()
+        api_pids = {pid for pid in cmd.children() if "api_worker" in cmdline(pid)}
+        assert len(api_pids) == 2  # the root's workers=2 sets the API worker count
+        runner_pids = _worker_pids(cmd, "doubler")
+        assert runner_pids  # the v1 runner keeps its own worker processes
+
+        def call(xs: list[int]) -> Any:
+            reply = cmd.post_json("/double", {"xs": xs})
+            assert reply.status == 200, reply.body
+            return reply.json()
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            replies = list(pool.map(call, [[i, i + 1] for i in range(24)]))
+        for i, reply in enumerate(replies):
+            assert [row[0] for row in reply["rows"]] == [2 * i, 2 * i + 2]
+            assert {row[2] for row in reply["rows"]} <= runner_pids
+        assert {reply["api_pid"] for reply in replies} <= api_pids
+        assert cmd.terminate() == 0
+    finally:
+        cmd.close()
+    events = sorted(line.split()[0] for line in hook_log.read_text().splitlines())
+    assert events == ["shutdown", "shutdown", "startup", "startup"]  # once per API worker
