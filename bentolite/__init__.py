@@ -59,6 +59,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "importing": (".services.loader", "importing"),
     "runner_service": (".services.definition", "runner_service"),
     "legacy": (".legacy", None),
+    "validators": (".validators", None),
     "SyncHTTPClient": (".client", "SyncHTTPClient"),
     "AsyncHTTPClient": (".client", "AsyncHTTPClient"),
     **{name: (f".frameworks.{name}", None) for name in _FRAMEWORKS},

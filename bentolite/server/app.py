@@ -286,6 +286,15 @@ def build_app(
     async def docs(_: web.Request) -> web.Response:
         return web.json_response(spec)
 
+    schema = None
+    if getattr(service, "definition", None) is not None:  # a new-style service
+        from ..services.engine import schema_json
+
+        schema = schema_json(service)
+
+    async def schema_handler(_: web.Request) -> web.Response:
+        return web.json_response(schema)
+
     async def alive(_: web.Request) -> web.Response:
         return web.Response(text="\n")
 
@@ -312,6 +321,8 @@ def build_app(
 
     app.router.add_get("/", index)
     app.router.add_get("/docs.json", docs)
+    if schema is not None:
+        app.router.add_get("/schema.json", schema_handler)
     app.router.add_get("/healthz", alive)
     app.router.add_get("/livez", alive)
     app.router.add_get("/readyz", ready)

@@ -26,7 +26,7 @@ from .service import InferenceAPI, Service
 if TYPE_CHECKING:  # pragma: no cover
     from .definition import APIMethod, ServiceDefinition
 
-__all__ = ["ServiceRunner", "ServiceStrategy", "build_service", "service_runner"]
+__all__ = ["ServiceRunner", "ServiceStrategy", "build_service", "service_runner", "schema_json"]
 
 logger = logging.getLogger("bentolite.services")
 
@@ -218,3 +218,16 @@ def _root_api(runner: ServiceRunner, api: APIMethod[Any]) -> InferenceAPI:
     call.__name__ = api.name
     return InferenceAPI(call, input_io, output_io, name=api.name, route=api.route or api.name,
                         doc=api.doc)
+
+
+def schema_json(service: Service) -> dict[str, Any] | None:
+    """``/schema.json`` of a new-style root (what BentoML 1.4's clients read), else None."""
+    definition = getattr(service, "definition", None)
+    if definition is None:
+        return None
+    from ..io.typed import service_schema, service_schema_route
+
+    routes = [service_schema_route(api.name, api.route, api.doc, api.input, api.output,
+                                   definition.apis[api.name].batchable)
+              for api in service.apis.values()]
+    return service_schema(definition.name, definition.doc, routes)

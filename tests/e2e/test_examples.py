@@ -184,7 +184,7 @@ def test_composition(tmp_path: Path) -> None:
     with ExampleServer("composition", home, tmp_path, target="service:EnsembleService") as server:
         server.wait_ready()
         assert server.post_json("/ensemble_predict", rows, "application/json") == [
-            [1.5, 3.0], [4.5, 6.0]]  # ((2x) + (x + 1)) / 2
+            [2.0, 3.5], [5.0, 6.5]]  # (2x + (x + 1)) / 2
         assert server.stop() == 0, server.log()[-3000:]
     with ExampleServer("composition", home, tmp_path, target="service:InferenceService") as server:
         server.wait_ready()

@@ -140,6 +140,9 @@ def test_a_v1_runner_as_a_dependency_with_two_api_workers_and_hooks(tmp_path: Pa
         cmd.wait_ready()
         api_pids = {pid for pid in cmd.children() if "api_worker" in cmdline(pid)}
         assert len(api_pids) == 2  # the root's workers=2 sets the API worker count
+        # /readyz answers from the first API worker ready: wait for the other's root too
+        wait_for(lambda: hook_log.exists() and len(hook_log.read_text().splitlines()) == 2,
+                 "both API workers' startup hooks", cmd)
         runner_pids = _worker_pids(cmd, "doubler")
         assert runner_pids  # the v1 runner keeps its own worker processes
 
@@ -158,4 +161,4 @@ def test_a_v1_runner_as_a_dependency_with_two_api_workers_and_hooks(tmp_path: Pa
     finally:
         cmd.close()
     events = sorted(line.split()[0] for line in hook_log.read_text().splitlines())
-    assert events == ["shutdown", "shutdown", "startup", "startup"]  # once per API worker
+    assert events == ["shutdown", "shutdown", "startup", "startup"], hook_log.read_text()
