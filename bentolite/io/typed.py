@@ -374,6 +374,8 @@ class TypedOutput(IODescriptor[Any]):
         self.is_stream = (inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func)
                           or _is_stream_annotation(self.annotation))
         base, meta = _unwrap(self.annotation)
+        if _is_stream_annotation(base):  # describe (and send) what each item is
+            base = (typing.get_args(base) or (Any,))[0]
         content_type = _meta(meta, _validators().ContentType)
         self.content_type = content_type.content_type if content_type is not None else None
         self._base = base
@@ -445,7 +447,7 @@ class TypedOutput(IODescriptor[Any]):
         from pydantic import TypeAdapter
 
         try:
-            schema = TypeAdapter(_model_type(self.annotation)).json_schema(
+            schema = TypeAdapter(_model_type(self._base)).json_schema(
                 ref_template="#/components/schemas/{model}")
         except Exception:  # noqa: BLE001 - an annotation pydantic cannot describe
             schema = {}

@@ -162,3 +162,64 @@ def test_a_v1_runner_as_a_dependency_with_two_api_workers_and_hooks(tmp_path: Pa
         cmd.close()
     events = sorted(line.split()[0] for line in hook_log.read_text().splitlines())
     assert events == ["shutdown", "shutdown", "startup", "startup"], hook_log.read_text()
+
+
+def test_bentolite_clients_call_a_new_style_server(prod: Command) -> None:
+    import asyncio
+
+    import bentolite
+    from bentolite.exceptions import BentoMLException
+
+    with bentolite.SyncHTTPClient(prod.url) as client:
+        assert client.add(2) == 3 and client.add(a=2, b=5) == 7
+        assert client.sync_chain("deep") == "DEEP"
+        assert "".join(client.words("a b c")) == "a b c "
+        with pytest.raises(BentoMLException, match="400: Field required"):
+            client.add(b=1)
+        with pytest.raises(TypeError, match="multiple values for a"):
+            client.add(1, a=2)
+
+    async def use_async() -> tuple[Any, str]:
+        async with bentolite.AsyncHTTPClient(prod.url) as client:
+            return await client.add(4), "".join([c async for c in client.words("x y")])
+
+    assert asyncio.run(use_async()) == (5, "x y ")
+
+
+BENTOML_14_SIDE = """
+import json, sys
+import bentoml
+
+client = bentoml.SyncHTTPClient(sys.argv[1])
+results = {
+    "add": [client.add(2), client.add(a=1, b=2)],
+    "text": client.sync_chain(sentence="hi there"),
+    "graph": client.generate_score(original_sentence="via 1.4"),
+    "words": "".join(client.words("streamed by 1.4")),
+}
+try:
+    client.add(a="not a number")
+except Exception as exc:
+    results["error"] = type(exc).__name__ + ": " + str(exc)
+print("RESULT " + json.dumps(results))
+"""
+
+
+def test_bentoml_1_4_sync_client_calls_bentolite(prod: Command, tmp_path: Path) -> None:
+    import json
+    import subprocess
+
+    from tests.peers import bentoml14_python
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(BENTOML_HOME=str(tmp_path / "bentoml-home"), BENTOML_DO_NOT_TRACK="true")
+    done = subprocess.run([bentoml14_python(), "-c", BENTOML_14_SIDE, prod.url], env=env,
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = next(l for l in done.stdout.splitlines() if l.startswith("RESULT "))
+    results = json.loads(line[len("RESULT "):])
+    assert results["add"] == [3, 3]
+    assert results["text"] == "HI THERE"
+    assert [r["generated"] for r in results["graph"]] == ["via 1.4!", "via 1.4!", "via 1.4?"]
+    assert results["words"] == "streamed by 1.4 "
+    assert "body.a" in results["error"] or "integer" in results["error"], results["error"]
