@@ -16,7 +16,7 @@ import threading
 import time
 from typing import Any, TextIO
 
-__all__ = ["BatchedStreamHandler", "configure_logging", "info_fast"]
+__all__ = ["BatchedStreamHandler", "ServerLogger", "configure_logging", "info_fast"]
 
 _DIRECT_FIELDS = {"asctime", "levelname", "name", "message"}
 
@@ -157,3 +157,40 @@ def _only_batched_handler(logger: logging.Logger) -> BatchedStreamHandler | None
             or not formatter.direct):
         return None
     return handler
+
+
+class ServerLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """aiohttp's server logger, with requests it cannot parse (a 100 kB header or URL, a
+    garbage request line: answered 400 by aiohttp) logged as one WARNING line naming the
+    client and the reason, at most ``burst`` lines per ``period_s`` (then a count of those
+    left out), instead of an ERROR with a traceback each."""
+
+    def __init__(self, logger: logging.Logger, burst: int = 10, period_s: float = 60.0,
+                 clock: Any = time.monotonic) -> None:
+        super().__init__(logger, {})
+        self._burst, self._period_s, self._clock = burst, period_s, clock
+        self._window_start = -period_s
+        self._logged = self._suppressed = 0
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True,
+                  **kwargs: Any) -> None:
+        from aiohttp.http_exceptions import HttpProcessingError
+
+        error = exc_info if isinstance(exc_info, BaseException) else sys.exc_info()[1]
+        if not isinstance(error, HttpProcessingError):
+            super().exception(msg, *args, exc_info=exc_info, **kwargs)
+            return
+        now = self._clock()
+        if now - self._window_start >= self._period_s:
+            if self._suppressed:
+                self.logger.warning("%d more malformed requests were not logged",
+                                    self._suppressed)
+            self._window_start, self._logged, self._suppressed = now, 0, 0
+        if self._logged >= self._burst:
+            self._suppressed += 1
+            return
+        self._logged += 1
+        client = args[0] if args else "unknown client"
+        reason = (getattr(error, "message", "") or type(error).__name__).splitlines()[0]
+        self.logger.warning("malformed request from %s: %s (%s); answered %s", client,
+                            reason[:200], type(error).__name__, getattr(error, "code", 400))

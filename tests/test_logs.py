@@ -7,6 +7,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from bentolite.logs import BatchedStreamHandler
 
 
@@ -92,3 +94,28 @@ def test_info_fast_writes_the_line_logging_would() -> None:
     assert fast[2] == "INFO [api:0] bentoml.access: fast 50%"
     assert slow[2] == "INFO [api:0] bentoml.access: slow 50%"
     assert fast[0] == slow[0] and len(fast[1]) == len(slow[1]) == len("12:00:00,000")
+
+
+def test_server_logger_rate_limits_malformed_requests(caplog: pytest.LogCaptureFixture) -> None:
+    from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
+
+    from bentolite.logs import ServerLogger
+
+    now = [0.0]
+    log = ServerLogger(logging.getLogger("test.server"), burst=2, period_s=60, clock=lambda: now[0])
+    with caplog.at_level(logging.INFO, logger="test.server"):
+        for _ in range(5):
+            log.exception("Error handling request from %s", "10.1.2.3",
+                          exc_info=LineTooLong("header", "8190", "100000"))
+        now[0] = 61.0
+        log.exception("Error handling request from %s", "10.1.2.4",
+                      exc_info=BadHttpMessage("bad request line"))
+        try:
+            raise RuntimeError("a real bug")
+        except RuntimeError:
+            log.exception("Error handling request from %s", "10.1.2.5")
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert [level for level, _ in lines] == ["WARNING", "WARNING", "WARNING", "WARNING", "ERROR"]
+    assert lines[0][1].startswith("malformed request from 10.1.2.3: Got more than 8190 bytes")
+    assert lines[2][1] == "3 more malformed requests were not logged"
+    assert "bad request line" in lines[3][1] and caplog.records[4].exc_info is not None

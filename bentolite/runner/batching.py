@@ -8,8 +8,12 @@
   rate say that a short wait (at most ``max_wait_ms``) grows the batch to the size needed to
   keep up with arrivals, and no queued request would miss its deadline by waiting.
 * Every request has a deadline of ``max_latency_ms`` after it arrived; one that can no longer
-  make it fails at once with ServiceUnavailable naming the setting. The queue holds at most
-  ``max_queue_size`` requests; more are refused at once.
+  make it fails at once with ServiceUnavailable naming the setting and every term of the
+  decision. "Can no longer make it" needs evidence: its measured queue time plus what the
+  cost model predicts for the wait and the run, and the model is trusted only once fitted
+  on three warm batches (a worker's first batch, cold, does not train it); until then
+  nothing is shed. The queue holds at most ``max_queue_size`` requests; more are refused
+  at once.
 """
 from __future__ import annotations
 
@@ -40,8 +44,18 @@ class BatchLimits:
     max_queue_size: int = 10000
 
 
+#: a measured batch longer than this many times the estimate counts as this many times it:
+#: a garbage-collection pause or a page-fault storm cannot swing the fit
+OUTLIER_FACTOR = 4.0
+
+
 class CostModel:
-    """Online least-squares fit of batch latency: ``seconds ~ a + b * items``."""
+    """Online least-squares fit of batch latency: ``seconds ~ a + b * items``.
+
+    Robust to outliers once fitted: a sample above ``OUTLIER_FACTOR`` times the estimate is
+    clipped to it, so one slow batch moves the fit by at most a few percent, while a lasting
+    slowdown still takes over within a window of batches.
+    """
 
     __slots__ = ("_samples", "_sx", "_sy", "_sxx", "_sxy", "a", "b")
 
@@ -53,6 +67,7 @@ class CostModel:
 
     @property
     def fitted(self) -> bool:
+        """Whether the fit rests on enough batches to be trusted (deadline shedding)."""
         return len(self._samples) >= 3
 
     def _account(self, x: float, y: float, sign: float) -> None:
@@ -62,6 +77,8 @@ class CostModel:
         self._sxy += sign * x * y
 
     def add(self, items: int, duration_s: float) -> None:
+        if self.fitted:
+            duration_s = min(duration_s, OUTLIER_FACTOR * max(self.estimate_s(items), 1e-4))
         samples = self._samples
         if len(samples) == samples.maxlen:
             self._account(*samples[0], -1.0)
@@ -127,6 +144,9 @@ class AdaptiveBatcher:
         self._rate = 0.0  # items/s, exponentially decayed
         self._rate_t = 0.0
         self.cost = CostModel()
+        #: the first batch of a worker runs cold (lazy allocations, first-call set-up): it
+        #: does not train the cost model
+        self._warm = False
         self._cork_misses = 0
         self._cork_resume_at = 0.0
 
@@ -213,38 +233,47 @@ class AdaptiveBatcher:
         if not req.future.done():
             req.future.set_exception(exc)
 
-    def _deadline_error(self, req: _Request, now: float) -> ServiceUnavailable:
-        waited_ms = (now - req.arrived) * 1000
+    def _deadline_error(self, req: _Request, now: float, model_wait_s: float,
+                        run_s: float) -> ServiceUnavailable:
         return ServiceUnavailable(
             f"runner {self.runner_name!r} method {self.method_name!r}: request cannot finish "
-            f"within max_latency_ms={self.limits.max_latency_ms:g} (queued {waited_ms:.0f} ms, "
-            f"estimated run {self.cost.estimate_s(req.items) * 1000:.0f} ms); raise "
-            f"runners.batching.max_latency_ms (or runners.{self.runner_name}.batching."
-            "max_latency_ms) or add workers"
+            f"within max_latency_ms={self.limits.max_latency_ms:g}: queued "
+            f"{(now - req.arrived) * 1000:.0f} ms + waiting for the model to free "
+            f"{model_wait_s * 1000:.0f} ms + estimated run {run_s * 1000:.0f} ms > "
+            f"{self.limits.max_latency_ms:g} ms; raise runners.batching.max_latency_ms "
+            f"(or runners.{self.runner_name}.batching.max_latency_ms) or add workers"
         )
 
     def _expire(self) -> None:
-        """Fail every queued request that cannot meet its deadline even if run alone next."""
+        """Fail every queued request that cannot meet its deadline even if run alone next:
+        measured queue time, plus the model's remaining busy time and the run time as the
+        cost model estimates them. Only once the model is trusted: during a worker's first
+        batches (cold start) nothing is shed."""
         self._expiry = None
+        if not self.cost.fitted:
+            return
         now = self._clock()
-        start = max(now, self._busy_until)
+        model_wait_s = max(self._busy_until - now, 0.0)
         # FIFO with one max_latency: deadlines rise along the queue, so stop at the first
         # request that can still make it
         while self._queue:
             req = self._queue[0]
+            run_s = self.cost.estimate_s(req.items)
             if req.future.done():
                 self._remove(req)
-            elif start + self.cost.estimate_s(req.items) > req.deadline:
-                self._fail(req, self._deadline_error(req, now))
+            elif now + model_wait_s + run_s > req.deadline:
+                self._fail(req, self._deadline_error(req, now, model_wait_s, run_s))
             else:
                 break
         self._arm_expiry()
 
     def _arm_expiry(self) -> None:
-        if self._expiry is not None or not self._queue:
+        if self._expiry is not None or not self._queue or not self.cost.fitted:
             return
         head = self._queue[0]
-        when = head.deadline - self.cost.estimate_s(head.items)
+        when = head.deadline - self.cost.estimate_s(head.items)  # its latest start
+        if self._busy_until > when:  # the model will still be busy then: decide now
+            when = self._clock()
         loop = asyncio.get_running_loop()
         delay = max(when - self._clock(), 0.0)
         self._expiry = loop.call_later(delay + 1e-4, self._expire)
@@ -325,7 +354,8 @@ class AdaptiveBatcher:
                 continue
             if nxt.key != first.key or items + nxt.items > self.limits.max_batch_size:
                 break
-            if now + self.cost.estimate_s(items + nxt.items) > min(deadline, nxt.deadline):
+            if (self.cost.fitted and now + self.cost.estimate_s(items + nxt.items)
+                    > min(deadline, nxt.deadline)):
                 break  # a bigger batch would make an earlier request miss its deadline
             queue.popleft()
             self._queued_items -= nxt.items
@@ -349,6 +379,7 @@ class AdaptiveBatcher:
                     await self._run_next_batch()
 
     async def _run_next_batch(self) -> None:
+        self._rearm_expiry()  # the model is free: shed what cannot make it before taking
         now = self._clock()
         batch = self._take_batch(now)
         if not batch:
@@ -374,7 +405,9 @@ class AdaptiveBatcher:
                 if not r.future.done():
                     r.future.set_result(result)
         end = self._clock()
-        self.cost.add(items, end - now)
+        if self._warm:
+            self.cost.add(items, end - now)
+        self._warm = True
         self._busy_until = end
         self._rearm_expiry()
         if self._on_batch is not None:

@@ -7,7 +7,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any, AsyncIterator
 
 from ..exceptions import StateException
-from .handle import RunnerHandle
+from .handle import RunnerHandle, on_event_loop
 from .worker import RunnerWorker
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -46,11 +46,7 @@ class EmbeddedWorkerHandle(RunnerHandle):
 
     def run_method(self, method: RunnerMethod, args: tuple[Any, ...],
                    kwargs: dict[str, Any]) -> Any:
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            pass
-        else:
+        if on_event_loop():
             raise StateException(
                 f"{self._runner.name}.{method.name}: a blocking call on the event loop; "
                 "use the async form (async_run / to_async)")

@@ -12,7 +12,17 @@ from .container import batch_size_of, is_batch_value
 if TYPE_CHECKING:  # pragma: no cover
     from .runner import Runner, RunnerMethod
 
-__all__ = ["RunnerHandle", "NotInitializedHandle", "LocalRunnerHandle", "batch_items", "iterate_in"]
+__all__ = ["RunnerHandle", "NotInitializedHandle", "LocalRunnerHandle", "batch_items",
+           "iterate_in", "on_event_loop"]
+
+
+def on_event_loop() -> bool:
+    """Whether this thread runs an event loop (where a blocking call would stall it)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def batch_items(method: RunnerMethod, args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator
 from .. import tracing
 from ..exceptions import BentoMLException, GatewayTimeout, ServiceUnavailable, StateException
 from .container import decode_payload, encode_payload
-from .handle import RunnerHandle
+from .handle import RunnerHandle, on_event_loop
 from .protocol import (
     CALL, CANCEL, CHUNK, PING, RESULT, PONG, Frame, FrameProtocol, error_from_meta, pack_frame,
 )
@@ -273,11 +273,7 @@ class RemoteRunnerHandle(RunnerHandle):
 
     def run_method(self, method: RunnerMethod, args: tuple[Any, ...],
                    kwargs: dict[str, Any]) -> Any:
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            pass
-        else:
+        if on_event_loop():
             raise StateException(
                 f"{self._runner.name}.{method.name}.run() was called inside a running event "
                 f"loop, where it would block it; use `await runner.async_run(...)` (or "

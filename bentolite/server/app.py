@@ -18,6 +18,7 @@ from .. import tracing
 from ..config import BentoliteConfig, get_config
 from ..exceptions import BadInput, BentoMLException, ServiceUnavailable
 from ..io.base import OFFLOAD_DECODE_BYTES, HTTPMessage
+from ..logs import ServerLogger
 from .metrics import ApiServerMetrics, exposition, instrument_runner
 from .middlewares import (
     STREAM_KEY, AccessLogger, make_observe_middleware, make_traffic_middleware,
@@ -370,6 +371,7 @@ async def serve_app(
         access_log_class=AccessLogger,
         access_log=logging.getLogger("bentoml.access") if access_cfg.enabled else None,
         shutdown_timeout=shutdown_timeout_s,
+        logger=ServerLogger(logging.getLogger("aiohttp.server")),
     )
     await app_runner.setup()
     stop = asyncio.Event()

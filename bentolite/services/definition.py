@@ -71,14 +71,9 @@ class APIMethod(Generic[F]):
     def __set_name__(self, owner: type, attr: str) -> None:
         self.attr = attr
 
-    @overload
-    def __get__(self, obj: None, objtype: type | None = None) -> APIMethod[F]: ...
-    @overload
-    def __get__(self, obj: object, objtype: type | None = None) -> F: ...
     def __get__(self, obj: Any, objtype: type | None = None) -> Any:
-        if obj is None:
-            return self
-        return self.func.__get__(obj, objtype)
+        """The plain bound method on an instance (calls it directly), itself on the class."""
+        return self if obj is None else self.func.__get__(obj, objtype)
 
     def __repr__(self) -> str:
         return f"APIMethod({self.name!r}, batchable={self.batchable})"

@@ -6,11 +6,11 @@ one (as the method is defined); ``self.dep.to_async.method(...)`` is always awai
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import BentoMLException, InvalidArgument
+from ..runner.handle import on_event_loop
 
 if TYPE_CHECKING:  # pragma: no cover
     from .definition import APIMethod, ServiceDefinition
@@ -65,14 +65,6 @@ def depends(on: ServiceDefinition[Any] | None = None, *, url: str | None = None,
     return Dependency(on, url=url, deployment=deployment, cluster=cluster)
 
 
-def _on_event_loop() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
-
-
 class _MethodProxy:
     __slots__ = ("_target", "_api", "_mode", "_label", "_params", "_open", "_service")
 
@@ -112,7 +104,7 @@ class _MethodProxy:
         return self._blocking(self._target.run, *args, **kwargs)
 
     def _blocking(self, call: Any, *args: Any, **kwargs: Any) -> Any:
-        if _on_event_loop():
+        if on_event_loop():
             raise BentoMLException(
                 f"{self._label}() is a blocking call made on the event loop, where it would "
                 f"stall every request; from async code use "
@@ -203,4 +195,4 @@ class URLProxy:
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
-        return getattr(self.to_async if _on_event_loop() else self.to_sync, name)
+        return getattr(self.to_async if on_event_loop() else self.to_sync, name)

@@ -120,7 +120,36 @@ class Echo(bentolite.Runnable):
         return x
 
 
+class Timed(bentolite.Runnable):
+    """A batchable model whose first call takes ``first_s`` and every later one ``later_s``;
+    ``calls`` counts the batches it ran."""
+
+    SUPPORTED_RESOURCES = ("cpu",)
+    SUPPORTS_CPU_MULTI_THREADING = True
+
+    def __init__(self, first_s: float, later_s: float) -> None:
+        self.delays = [first_s]
+        self.later_s = later_s
+        self.calls = 0
+
+    @bentolite.Runnable.method(batchable=True)
+    def predict(self, x: list[Any]) -> list[Any]:
+        time.sleep(self.delays.pop() if self.delays else self.later_s)
+        self.calls += 1
+        return x
+
+    @bentolite.Runnable.method
+    def calls_so_far(self) -> int:
+        return self.calls
+
+
 row_runner = bentolite.Runner(RowModel, name="rows")
+#: issue 13's cold start: 1 s first call, then 20 ms; 500 ms deadline, batches of 8
+cold_runner = bentolite.Runner(Timed, name="cold", max_batch_size=8, max_latency_ms=500,
+                               runnable_init_params={"first_s": 1.0, "later_s": 0.02})
+#: a model truly too slow for its deadline: every call 800 ms, deadline 500 ms
+too_slow_runner = bentolite.Runner(Timed, name="tooslow", max_batch_size=8, max_latency_ms=500,
+                                   runnable_init_params={"first_s": 0.8, "later_s": 0.8})
 slow_runner = bentolite.Runner(
     RowModel, name="slow", runnable_init_params={"delay_s": 0.3},
     method_configs={"predict": {"max_latency_ms": 150}, "single": {"max_latency_ms": 150}})
@@ -131,7 +160,7 @@ echo_runner = bentolite.Runner(Echo, name="echo")
 class FakeService:
     """Stands in for a Service: anything with a ``runners`` list."""
 
-    runners = [row_runner, slow_runner, broken_runner, echo_runner]
+    runners = [row_runner, slow_runner, broken_runner, echo_runner, cold_runner, too_slow_runner]
 
 
 svc = FakeService()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import pytest
@@ -102,16 +103,20 @@ def test_full_queue_is_refused_with_the_setting_named() -> None:
 
 def test_request_that_cannot_meet_its_deadline_fails_fast() -> None:
     async def main() -> None:
-        model = Model(delay_s=0.3)
-        batcher = make(model, max_latency_ms=50, max_batch_size=1)
+        model = Model(delay_s=0.2)
+        batcher = make(model, max_latency_ms=300, max_batch_size=1)
+        for i in range(4):  # a cold first batch, then three warm ones: the estimate is trusted
+            await batcher.submit(f"warm-up {i}")
         first = asyncio.ensure_future(batcher.submit("first"))
         await asyncio.sleep(0)
         second = asyncio.ensure_future(batcher.submit("second"))
-        done, _ = await asyncio.wait([second], timeout=0.25)
+        done, _ = await asyncio.wait([second], timeout=0.15)
         assert second in done, "the queued request should fail before the model frees"
         with pytest.raises(ServiceUnavailable) as info:
             second.result()
-        assert "max_latency_ms=50" in info.value.message
+        message = info.value.message
+        assert re.search(r"max_latency_ms=300: queued \d+ ms \+ waiting for the model to free "
+                         r"[12]\d\d ms \+ estimated run 2\d\d ms > 300 ms", message), message
         assert "runners.batching.max_latency_ms" in info.value.message
         assert "runners.r.batching.max_latency_ms" in info.value.message
         assert await first == ("done", "first")
@@ -198,3 +203,32 @@ def test_arrivals_within_follows_the_recent_arrival_rate() -> None:
         assert quiet < 0.01, quiet
 
     asyncio.run(main())
+
+
+def test_no_shedding_before_the_cost_model_is_trusted() -> None:
+    """A cold first batch (1 s) delays the requests queued behind it past their 0.5 s
+    deadline: with no trusted estimate yet, they run instead of failing."""
+
+    class ColdModel(Model):
+        async def __call__(self, payloads: list[Any]) -> list[Any]:
+            self.delay_s = 1.0 if not self.batches else 0.02
+            return await super().__call__(payloads)
+
+    async def main() -> None:
+        model = ColdModel()
+        batcher = make(model, max_latency_ms=500, max_batch_size=8)
+        results = await asyncio.gather(*(batcher.submit(i) for i in range(16)))
+        assert results == [("done", i) for i in range(16)]
+        assert not batcher.cost.fitted  # the cold batch did not train it; one warm one did
+        await batcher.close()
+
+    asyncio.run(main())
+
+
+def test_one_outlier_does_not_swing_the_cost_model() -> None:
+    cost = CostModel()
+    for items in (1, 2, 4, 8) * 4:
+        cost.add(items, 0.010 + 0.001 * items)
+    before = cost.estimate_s(4)
+    cost.add(4, 5.0)  # a 5 s stall (GC pause, swap)
+    assert cost.estimate_s(4) < 1.2 * before

@@ -261,3 +261,36 @@ def test_monitor_records_carry_the_request_id(server: Server) -> None:
     assert [r["request_id"] for r in data] == [r.headers["X-BentoML-Request-ID"] for r in replies]
     schema = json.loads((log_path / "svc_monitor/schema/schema.0.log").read_text())
     assert [c["name"] for c in schema["columns"]] == ["x", "y"]
+
+
+def _raw_request(server: Server, data: bytes) -> bytes:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(data)
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    return reply
+
+
+def test_malformed_requests_are_one_warning_line_each(server: Server) -> None:
+    """Issue 13: a 100 kB header, a 100 kB URL, a garbage request line get 400 and one
+    WARNING line naming the client, no traceback."""
+    before = server.log()
+    big = "x" * 100_000
+    requests = [
+        f"GET /readyz HTTP/1.1\r\nHost: a\r\nX-Big: {big}\r\n\r\n".encode(),
+        f"GET /{big} HTTP/1.1\r\nHost: a\r\n\r\n".encode(),
+        b"\x16\x03\x01 this is not HTTP at all\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nBad Header Line\r\n\r\n",
+    ]
+    for data in requests:
+        assert _raw_request(server, data).split(b" ", 2)[1] == b"400", data[:40]
+    assert server.get("/readyz").status == 200  # the server is fine
+    deadline = time.monotonic() + 10
+    while server.log().count("malformed request from 127.0.0.1") < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    added = server.log()[len(before):]
+    assert "Traceback" not in added and "Error handling request" not in added, added[-3000:]
+    assert added.count("malformed request from 127.0.0.1") >= 3, added[-3000:]
