@@ -36,6 +36,9 @@ _DESCRIPTOR_MODULES: dict[str, str] = {
     "bentoml.io.Image": ".image",
     "bentoml.io.File": ".file",
     "bentoml.io.Multipart": ".multipart",
+    # new-style APIs: built from signatures, so their from_spec refuses and says why
+    "bentolite.io.TypedInput": ".typed",
+    "bentolite.io.TypedOutput": ".typed",
 }
 _REGISTRY: dict[str, type[IODescriptor[Any]]] = {}
 
