@@ -321,7 +321,7 @@ class TypedInput(IODescriptor[dict[str, Any]]):
             }
         return body
 
-    def schema(self) -> dict[str, Any]:
+    def schema_json(self) -> dict[str, Any]:
         """The ``input`` entry of a ``/schema.json`` route (BentoML 1.4's flattened form)."""
         schema = self._json_schema("validation")
         defs = {k: v for k, v in schema.pop("$defs", {}).items()}
@@ -440,6 +440,8 @@ class TypedOutput(IODescriptor[Any]):
     # --- one value ---------------------------------------------------------------------------------
     def encode(self, obj: Any, field: str = "output") -> HTTPMessage:
         kind = self._kind or _value_kind(obj)
+        if kind == "json" and _value_kind(obj) == "image":  # an image cannot be JSON: send it as such
+            kind = "image"
         if kind == "text":
             if not isinstance(obj, str):
                 raise InternalServerError(f"the API declares a str return but returned {type(obj).__name__}", field=field)
@@ -540,7 +542,7 @@ class TypedOutput(IODescriptor[Any]):
             responses["content"] = {self.media_type or _STREAM_MEDIA_TYPE: {"schema": {"type": "string"}}}
         return responses
 
-    def schema(self) -> dict[str, Any]:
+    def schema_json(self) -> dict[str, Any]:
         """The ``output`` entry of a ``/schema.json`` route (BentoML 1.4's form)."""
         schema = self._json_schema("validation")
         defs = schema.pop("$defs", {})
@@ -568,15 +570,19 @@ async def _aiter(obj: Any) -> AsyncIterator[Any]:
 
 
 def service_schema_route(
-    name: str, route: str, doc: str | None, input: TypedInput, output: TypedOutput, is_stream: bool, batchable: bool,
+    name: str, route: str, doc: str | None, input: TypedInput, output: TypedOutput,  # noqa: A002
+    batchable: bool, *, is_stream: bool | None = None,
 ) -> dict[str, Any]:
-    """One entry of BentoML 1.4's ``/schema.json`` ``routes`` (what its HTTP clients read)."""
-    output_schema = output.schema()
-    if is_stream:
+    """One entry of BentoML 1.4's ``/schema.json`` ``routes`` (what its HTTP clients read).
+
+    ``is_stream`` defaults to what the output knows (a generator method or iterator annotation).
+    """
+    output_schema = output.schema_json()
+    if is_stream if is_stream is not None else output.is_stream:
         output_schema["is_stream"] = True
         output_schema.setdefault("media_type", _STREAM_MEDIA_TYPE)
     entry = {"name": name, "route": route, "description": doc, "batchable": batchable,
-             "input": input.schema(), "output": output_schema, "is_task": False}
+             "input": input.schema_json(), "output": output_schema, "is_task": False}
     return {k: v for k, v in entry.items() if v is not None}
 
 

@@ -304,6 +304,7 @@ def test_outputs_by_annotation(tmp_path):
     assert json.loads(encode(Svc.model_out, order)[1]) == {"items": [{"name": "i", "tags": []}], "note": None}
     ctype, body = encode(Svc.image_out, PIL.Image.new("RGB", (4, 5)))
     assert ctype == "image/png" and PIL.Image.open(io.BytesIO(body)).size == (4, 5)
+    assert encode(Svc.model_out, PIL.Image.new("RGB", (1, 1)))[0] == "image/png"  # never JSON
     ctype, body = encode(Svc.jpeg_out, PIL.Image.new("RGBA", (4, 5)))
     assert ctype == "image/jpeg" and PIL.Image.open(io.BytesIO(body)).format == "JPEG"
     path = tmp_path / "report.json"
@@ -390,9 +391,8 @@ def test_openapi_document_is_valid():
 
 def test_schema_json_routes_have_bentoml_14_shape():
     def route(func: Any, **kw: Any) -> dict[str, Any]:
-        output = TypedOutput(func)
-        return service_schema_route(func.__name__, f"/{func.__name__}", func.__doc__, TypedInput(func), output,
-                                    output.is_stream, kw.get("batchable", False))
+        return service_schema_route(func.__name__, f"/{func.__name__}", func.__doc__, TypedInput(func),
+                                    TypedOutput(func), kw.get("batchable", False))
 
     files = route(Svc.files)
     assert set(files) == {"name", "route", "batchable", "input", "output", "is_task"}
@@ -413,6 +413,9 @@ def test_schema_json_routes_have_bentoml_14_shape():
     stream = route(Svc.stream_text)
     assert stream["output"] == {"type": "string", "is_stream": True, "media_type": "text/event-stream"}
     assert route(Svc.scalars)["output"] == {"type": "string"}
+    forced = service_schema_route("s", "/s", None, TypedInput(Svc.scalars), TypedOutput(Svc.scalars), False,
+                                  is_stream=True)
+    assert forced["output"] == {"type": "string", "is_stream": True, "media_type": "text/event-stream"}
     document = service_schema("typed", "A doc.", [files, stream])
     assert document == {"name": "typed", "type": "service", "routes": [files, stream], "description": "A doc.",
                         "paths": {"/files": {"mounted": False}, "/stream_text": {"mounted": False}}}
