@@ -150,6 +150,8 @@ class TypedInput(IODescriptor[dict[str, Any]]):
         self._list_fields = frozenset(k for k in self.multipart_fields
                                       if is_list_of(self._annotations[self._param_of[self._wire[k]]]))
         self._mime_type = self._media_type()
+        self.decode_blocks = bool(self.multipart_fields) or self._mime_type == _MULTIPART or (
+            self.root_param is not None and _root_kind(self._annotations[self.root_param]) == "file")
 
     def _build_model(self, func: Callable[..., Any]) -> Any:
         import pydantic
@@ -438,6 +440,9 @@ class TypedOutput(IODescriptor[Any]):
         raise InvalidArgument("TypedOutput decodes nothing: BentoML 1.2+ clients read /schema.json", field=field)
 
     # --- one value ---------------------------------------------------------------------------------
+    def encode_blocks(self, obj: Any) -> bool:
+        return (self._kind or _value_kind(obj)) in ("image", "file") or _value_kind(obj) == "image"
+
     def encode(self, obj: Any, field: str = "output") -> HTTPMessage:
         kind = self._kind or _value_kind(obj)
         if kind == "json" and _value_kind(obj) == "image":  # an image cannot be JSON: send it as such
