@@ -136,6 +136,7 @@ class TypedInput(IODescriptor[dict[str, Any]]):
         self.root_param: str | None = None  #: the positional-only parameter that takes the whole body
         self.var_keyword: str | None = None  #: a ``**kwargs`` parameter: it gets unknown keys
         self._param_of: dict[str, str] = {}  # model field -> parameter name
+        self._hints: dict[str, Any] = {}  # parameter name -> annotation as written
         if input_spec is not None:
             if not (isinstance(input_spec, type) and issubclass(input_spec, pydantic.BaseModel)):
                 raise InvalidArgument(f"input_spec must be a pydantic model class, got {input_spec!r}")
@@ -159,7 +160,7 @@ class TypedInput(IODescriptor[dict[str, Any]]):
         hints = type_hints(func)
         fields: dict[str, Any] = {}
         for i, (name, param) in enumerate(inspect.signature(func).parameters.items()):
-            if i == 0 and name in ("self", "cls"):
+            if i == 0:  # self
                 continue
             annotation = hints.get(name, param.annotation)
             if _is_context_param(name, annotation):
@@ -177,6 +178,7 @@ class TypedInput(IODescriptor[dict[str, Any]]):
                 self.root_param = name
             field = name if not (name.startswith("_") or hasattr(pydantic.BaseModel, name)) else f"p{i}_{name}"
             self._param_of[field] = name
+            self._hints[name] = annotation
             fields[field] = (patch_annotation(annotation), pydantic.Field(default, alias=name))
         if self.root_param is not None and len(fields) > 1:
             raise InvalidArgument(f"{func.__qualname__}: a positional-only parameter (the raw body) "
@@ -191,7 +193,7 @@ class TypedInput(IODescriptor[dict[str, Any]]):
     # --- descriptor contract ---------------------------------------------------------------------
     def input_type(self) -> dict[str, Any]:
         """Parameter name -> annotation; the server calls ``func(**decoded)`` (see ``root_param``)."""
-        return dict(self._annotations)
+        return dict(self._hints or self._annotations)
 
     def _spec_args(self) -> dict[str, Any]:
         return {"func": getattr(self.func, "__qualname__", repr(self.func))}

@@ -151,6 +151,7 @@ def test_ndarray_and_dataframe_parameters():
     assert kwargs["v"].dtype == np.uint8
     assert list(kwargs["df"].columns) == ["a", "b"] and kwargs["df"]["a"].tolist() == [1, 2]
     assert kwargs["cols"]["a"].tolist() == [1, 2]
+    assert typed.input_type()["m"] == Matrix  # as written; the model holds the validators
 
 
 def test_context_and_var_keyword_parameters():
