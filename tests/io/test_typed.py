@@ -5,10 +5,8 @@ import asyncio
 import inspect
 import io
 import json
-import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any, AsyncGenerator, Callable, Generator, Literal
 
@@ -492,7 +490,10 @@ def test_typed_api_over_http(tmp_path):
 
         return handle
 
+    upload_dirs = []
+
     def files(image: PIL.Image.Image, doc: Path, **rest: Any) -> Path:
+        upload_dirs.append(doc.parent)
         out = doc.with_name("echo-" + doc.name)
         out.write_bytes(doc.read_bytes() + f" {image.size}".encode())
         return out
@@ -524,4 +525,5 @@ def test_typed_api_over_http(tmp_path):
     assert bad[0] == 400 and bad[1]["field"] == "body.n" and bad[1]["type"] == "BadInput"
     assert file[0] == 200 and file[1].endswith('-d.txt"') and file[2] == b"doc (3, 2)"
     assert stream == (200, "text/event-stream; charset=utf-8", b'{"i":0}\n{"i":1}\n')
-    assert not list(Path(tempfile.gettempdir()).glob("bentolite-upload-*"))
+    assert len(upload_dirs) == 1 and upload_dirs[0].name.startswith("bentolite-upload-")
+    assert not upload_dirs[0].exists()
