@@ -1,522 +1,600 @@
-"""The IO of new-style APIs: a request model built from the method's type hints.
+"""Typed IO: the input and output of a BentoML 1.2+ ``@api`` method, built from its type hints.
 
-``POST /<route>`` takes a JSON object of the method's named parameters (missing ones take
-their defaults, unknown keys are ignored), or ``multipart/form-data`` when a parameter is a
-file (``pathlib.Path``) or an image (``PIL.Image.Image``); a single positional-only parameter
-takes the raw body. numpy arrays (``Shape``/``DType`` from ``bentolite.validators``) and
-pandas DataFrames are built from JSON. A ``str`` return is ``text/plain``, a generator
-streams, files and images are sent as such, anything else is JSON.
+Input (``TypedInput``): a pydantic model with one field per parameter. The body is a JSON
+object of named parameters (missing ones take their defaults, unknown keys are ignored), or
+``multipart/form-data`` when a parameter is a file (``pathlib.Path``, ``PIL.Image.Image``):
+file parts arrive as files, other parts are JSON-decoded per field. A positional-only
+parameter takes the whole body. ``Path`` uploads are written into a temporary directory per
+request, which ``TypedKwargs.cleanup()`` removes (or garbage collection of the kwargs).
+
+Output (``TypedOutput``): ``str`` is text/plain, ``bytes`` octet-stream, an image an image,
+a ``Path`` its file, anything else JSON; generators stream (str items as text, others as
+one JSON document per line).
 """
 from __future__ import annotations
 
-import atexit
+import asyncio
 import inspect
 import mimetypes
-import pathlib
+import os
+import shutil
 import tempfile
+import types
 import typing
-from functools import partial
-from typing import Any, AsyncIterator, Callable
+import weakref
+from pathlib import Path, PurePath
+from typing import Any, AsyncIterator, Callable, Iterator
+from urllib.parse import parse_qsl
 
-from ..exceptions import BadInput, InvalidArgument
+from ..exceptions import BadInput, InternalServerError, InvalidArgument
+from ._formdata import FormPart, parse_form_data, parse_header_params
+from ._typing import (
+    file_kind, flatten_schema, is_list_of, iterator_item, metadata_of, patch_annotation, strip_annotated,
+    to_openapi30, type_hints,
+)
 from .base import HTTPMessage, IODescriptor, join_field
+from .json import loads_finite, parse_json
 
-__all__ = ["TypedInput", "TypedOutput", "service_schema", "service_schema_route"]
+__all__ = ["TypedInput", "TypedOutput", "TypedKwargs", "service_schema_route", "service_schema"]
 
-_JSON = "application/json"
+_REF = "#/components/schemas/{model}"
 _MULTIPART = "multipart/form-data"
-_TEXT = "text/plain; charset=utf-8"
-_FILE_SCHEMA = {"type": "string", "format": "binary"}
+_PICKLE = "application/vnd.bentoml+pickle"
+_STREAM_MEDIA_TYPE = "text/event-stream"  # BentoML 1.4's default for streamed output
+_SPEC_REFUSAL = ("{name} is built from a Python signature and cannot be rebuilt from a spec; "
+                 "BentoML 1.2+ clients read /schema.json instead")
 
 
-# --- types -------------------------------------------------------------------------------
+def _content_type_of(tp: Any) -> str | None:
+    from ..validators import ContentType
 
-def _unwrap(annotation: Any) -> tuple[Any, list[Any]]:
-    """``Annotated[T, *meta]`` -> ``(T, meta)``; anything else -> ``(annotation, [])``."""
-    if typing.get_origin(annotation) is typing.Annotated:
-        base, *meta = typing.get_args(annotation)
-        return base, meta
-    return annotation, []
+    meta = metadata_of(tp, ContentType)
+    return meta.content_type if meta is not None else None
 
 
-def _is(annotation: Any, module: str, name: str) -> bool:
-    return (isinstance(annotation, type) and annotation.__name__ == name
-            and annotation.__module__.split(".")[0] == module)
+def _is_context_param(name: str, annotation: Any) -> bool:
+    if name not in ("ctx", "context"):
+        return False
+    if annotation is inspect.Parameter.empty:
+        return True
+    module = getattr(annotation, "__module__", "") or ""
+    return getattr(annotation, "__name__", "") == "Context" and module.split(".")[0] in ("bentolite", "bentoml")
 
 
-def _kind(annotation: Any) -> str | None:
-    """``"array"``, ``"frame"``, ``"image"``, ``"path"`` for the special types, else None."""
-    base, _ = _unwrap(annotation)
-    if _is(base, "numpy", "ndarray"):
-        return "array"
-    if _is(base, "pandas", "DataFrame"):
-        return "frame"
-    if isinstance(base, type) and base.__module__ == "PIL.Image" and base.__name__ == "Image":
-        return "image"
-    if isinstance(base, type) and issubclass(base, pathlib.PurePath):
-        return "path"
-    return None
+class _Uploads:
+    """The temporary directory of one request's uploaded files (made on first write)."""
+
+    __slots__ = ("dir",)
+
+    def __init__(self) -> None:
+        self.dir: str | None = None
+
+    def write(self, part: FormPart) -> Path:
+        if self.dir is None:
+            self.dir = tempfile.mkdtemp(prefix="bentolite-upload-")
+        name = os.path.basename((part.filename or "").replace("\\", "/"))[-100:].replace("\0", "")
+        fd, path = tempfile.mkstemp(suffix=f"-{name}" if name else "", dir=self.dir)
+        with os.fdopen(fd, "wb") as f:
+            f.write(part.body)
+        return Path(path)
+
+    def remove(self) -> None:
+        if self.dir is not None:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def _meta(meta: list[Any], cls: type) -> Any:
-    return next((m for m in meta if isinstance(m, cls)), None)
+class TypedKwargs(dict):  # type: ignore[type-arg]
+    """The keyword arguments of one call; ``cleanup()`` removes the request's uploaded files."""
+
+    _finalizer: Any = None
+
+    def cleanup(self) -> None:
+        if self._finalizer is not None:
+            self._finalizer()
 
 
-def _to_array(shape: Any, dtype: Any, value: Any) -> Any:
-    import numpy as np
-
-    try:
-        array = np.asarray(value, dtype=dtype.dtype if dtype is not None else None)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"not an array{' of ' + dtype.dtype if dtype else ''}: {exc}") from None
-    if array.dtype == object:
-        raise ValueError("not a rectangular array of numbers")
-    if shape is not None:
-        want = shape.dimensions
-        if len(want) != array.ndim or any(w not in (-1, got) for w, got in zip(want, array.shape)):
-            raise ValueError(f"expected shape {want}, got {array.shape}")
-    return array
+def _error_path(field: str, loc: tuple[Any, ...], data: Any, missing: bool) -> str:
+    """The ``body.x[2].y`` of a pydantic error: loc keys that are in the input (union tags are not)."""
+    for i, key in enumerate(loc):
+        if isinstance(data, dict) and key in data:
+            data = data[key]
+        elif isinstance(data, list) and isinstance(key, int) and 0 <= key < len(data):
+            data = data[key]
+        elif not (missing and i == len(loc) - 1):
+            break
+        field = join_field(field, key)
+    return field
 
 
-def _to_frame(schema: Any, value: Any) -> Any:
-    import pandas as pd
+def _bad_input(exc: Any, field: str, data: Any, root: bool) -> BadInput:
+    errors = exc.errors(include_url=False, include_input=False)
+    first = errors[0]
+    loc = tuple(first.get("loc", ()))
+    if root:  # the raw body is the (only) field
+        loc, data = loc[1:], data[next(iter(data))] if isinstance(data, dict) and data else None
+    path = _error_path(field, loc, data, first.get("type") == "missing")
+    message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+    more = f" (and {len(errors) - 1} more error(s))" if len(errors) > 1 else ""
+    return BadInput(f"{path}: {message}{more}", field=path)
 
-    if isinstance(value, pd.DataFrame):
-        return value
-    orient = schema.orient if schema is not None else None
-    if isinstance(value, list) and orient in (None, "records"):
-        frame = pd.DataFrame.from_records(value)
-    elif isinstance(value, dict):
-        frame = pd.DataFrame(value)
-    else:
-        raise ValueError("expected a list of records or an object of columns")
-    if schema is not None and schema.columns is not None:
-        missing = [c for c in schema.columns if c not in frame.columns]
-        if missing:
-            raise ValueError(f"missing columns {missing}")
-    return frame
-
-
-def _to_image(value: Any) -> Any:
-    from PIL import Image
-
-    if isinstance(value, Image.Image):
-        return value
-    if isinstance(value, (bytes, bytearray)):
-        import io
-
-        image = Image.open(io.BytesIO(value))
-        image.load()
-        return image
-    raise ValueError("expected an image file")
-
-
-def _to_path(value: Any) -> pathlib.Path:
-    if isinstance(value, pathlib.Path):
-        return value
-    raise ValueError("expected a file (send the request as multipart/form-data)")
-
-
-def _model_type(annotation: Any) -> Any:
-    """The annotation pydantic validates: special types get their own validator and schema."""
-    from pydantic import PlainValidator, WithJsonSchema
-
-    kind = _kind(annotation)
-    if kind is None:
-        return annotation
-    base, meta = _unwrap(annotation)
-    if kind == "array":
-        shape, dtype = _meta(meta, _validators().Shape), _meta(meta, _validators().DType)
-        schema: dict[str, Any] = {"type": "array", "items": {}}
-        if dtype is not None:
-            schema["x-dtype"] = dtype.dtype
-        if shape is not None:
-            schema["x-shape"] = list(shape.dimensions)
-        return typing.Annotated[Any, PlainValidator(partial(_to_array, shape, dtype)),
-                                WithJsonSchema(schema)]
-    if kind == "frame":
-        frame_schema = _meta(meta, _validators().DataframeSchema)
-        return typing.Annotated[Any, PlainValidator(partial(_to_frame, frame_schema)),
-                                WithJsonSchema({"type": "array", "items": {"type": "object"}})]
-    if kind == "image":
-        return typing.Annotated[Any, PlainValidator(_to_image), WithJsonSchema(_FILE_SCHEMA)]
-    return typing.Annotated[Any, PlainValidator(_to_path), WithJsonSchema(_FILE_SCHEMA)]
-
-
-def _validators() -> Any:
-    from .. import validators
-
-    return validators
-
-
-def _hints(func: Callable[..., Any]) -> dict[str, Any]:
-    try:
-        return typing.get_type_hints(func, include_extras=True)
-    except Exception as exc:  # noqa: BLE001 - a name the module cannot resolve
-        raise InvalidArgument(f"API {func.__name__!r}: cannot resolve its type hints: {exc}") \
-            from None
-
-
-def _is_context(param: inspect.Parameter, annotation: Any) -> bool:
-    from ..services.context import Context
-
-    return annotation is Context or param.name in ("ctx", "context") and annotation is Any
-
-
-def _errors_to_bad_input(exc: Any, prefix: str) -> BadInput:
-    first = exc.errors(include_url=False)[0]
-    field = prefix
-    for part in first["loc"]:
-        field = join_field(field, part)
-    return BadInput(f"{first['msg']}", field=field)
-
-
-def _schema_with_components(schema: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    defs = schema.pop("$defs", {})
-    return schema, defs
-
-
-# --- input -------------------------------------------------------------------------------
 
 class TypedInput(IODescriptor[dict[str, Any]]):
-    """The input of a new-style ``@api`` method: a pydantic model built from its signature
-    (the first parameter, ``self``, and a ``Context`` parameter are not part of it)."""
+    """The input of a new-style ``@api`` method: a pydantic model built from its signature.
+
+    Args:
+        func: the plain function defined in the class (its first parameter, ``self``, is skipped).
+        input_spec: a pydantic model that replaces the signature-derived one (``@api(input_spec=)``).
+    """
 
     descriptor_id = "bentolite.io.TypedInput"
-    _mime_type = _JSON
 
-    def __init__(self, func: Callable[..., Any], *, input_spec: Any = None) -> None:
-        from pydantic import BaseModel, ConfigDict, create_model
+    def __init__(self, func: Callable[..., Any], *, input_spec: type | None = None) -> None:
+        import pydantic
 
-        hints = _hints(func)
-        params = list(inspect.signature(func).parameters.values())[1:]
-        self._annotations: dict[str, Any] = {}
-        fields: dict[str, Any] = {}
-        for param in params:
-            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-                continue
-            annotation = hints.get(param.name, Any)
-            if _is_context(param, annotation):
-                continue
-            self._annotations[param.name] = annotation
-            default = ... if param.default is param.empty else param.default
-            fields[param.name] = (_model_type(annotation), default)
-        positional = [p.name for p in params if p.kind is p.POSITIONAL_ONLY]
-        #: a lone positional-only parameter takes the raw request body (as BentoML)
-        self.raw = positional[0] if len(positional) == 1 and len(fields) == 1 else None
-        self.files = [name for name, a in self._annotations.items()
-                      if _kind(a) in ("image", "path")]
+        self.func = func
+        self.ctx_param: str | None = None  #: the Context parameter, if any (not part of the model)
+        self.root_param: str | None = None  #: the positional-only parameter that takes the whole body
+        self.var_keyword: str | None = None  #: a ``**kwargs`` parameter: it gets unknown keys
+        self._param_of: dict[str, str] = {}  # model field -> parameter name
+        self._hints: dict[str, Any] = {}  # parameter name -> annotation as written
         if input_spec is not None:
-            if not (isinstance(input_spec, type) and issubclass(input_spec, BaseModel)):
-                raise InvalidArgument(f"input_spec must be a pydantic model class, "
-                                      f"got {input_spec!r}")
-            self.model = input_spec
-            self._annotations = {n: f.annotation for n, f in input_spec.model_fields.items()}
+            if not (isinstance(input_spec, type) and issubclass(input_spec, pydantic.BaseModel)):
+                raise InvalidArgument(f"input_spec must be a pydantic model class, got {input_spec!r}")
+            self.model: type[pydantic.BaseModel] = input_spec
+            self._param_of = {name: name for name in input_spec.model_fields}
         else:
-            self.model = create_model(  # type: ignore[call-overload]
-                f"{func.__name__}_input",
-                __config__=ConfigDict(arbitrary_types_allowed=True, extra="ignore"), **fields)
-        self._fields = list(self.model.model_fields)
+            self.model = self._build_model(func)
+        self._annotations = {self._param_of[n]: f.annotation if not f.metadata else
+                             _annotated(f.annotation, f.metadata) for n, f in self.model.model_fields.items()}
+        self._wire = {(f.alias or n): n for n, f in self.model.model_fields.items()}  # JSON key -> field
+        self.multipart_fields = tuple(k for k, n in self._wire.items() if file_kind(self._annotations[self._param_of[n]]))
+        self._list_fields = frozenset(k for k in self.multipart_fields
+                                      if is_list_of(self._annotations[self._param_of[self._wire[k]]]))
+        self._mime_type = self._media_type()
+        self.decode_blocks = bool(self.multipart_fields) or self._mime_type == _MULTIPART or (
+            self.root_param is not None and _root_kind(self._annotations[self.root_param]) == "file")
 
-    def input_type(self) -> dict[str, Any]:
-        return dict(self._annotations)
+    def _build_model(self, func: Callable[..., Any]) -> Any:
+        import pydantic
 
-    def _decode(self, msg: HTTPMessage, field: str) -> dict[str, Any]:
-        from pydantic import ValidationError
-
+        hints = type_hints(func)
+        fields: dict[str, Any] = {}
+        for i, (name, param) in enumerate(inspect.signature(func).parameters.items()):
+            if i == 0:  # self
+                continue
+            annotation = hints.get(name, param.annotation)
+            if _is_context_param(name, annotation):
+                self.ctx_param = name
+                continue
+            if param.kind is param.VAR_POSITIONAL:
+                raise InvalidArgument(f"{func.__qualname__}: *{name} is not supported in a typed API")
+            if annotation is inspect.Parameter.empty:
+                annotation = Any
+            if param.kind is param.VAR_KEYWORD:
+                self.var_keyword, annotation, default = name, dict[str, Any], {}
+            else:
+                default = ... if param.default is param.empty else param.default
+            if param.kind is param.POSITIONAL_ONLY:
+                self.root_param = name
+            field = name if not (name.startswith("_") or hasattr(pydantic.BaseModel, name)) else f"p{i}_{name}"
+            self._param_of[field] = name
+            self._hints[name] = annotation
+            fields[field] = (patch_annotation(annotation), pydantic.Field(default, alias=name))
+        if self.root_param is not None and len(fields) > 1:
+            raise InvalidArgument(f"{func.__qualname__}: a positional-only parameter (the raw body) "
+                                  "must be the only parameter")
+        config = pydantic.ConfigDict(protected_namespaces=(), populate_by_name=False)
         try:
-            if self.raw is not None:
-                value = self._raw_value(msg)
-                model = self.model.model_validate({self.raw: value})
-            elif msg.content_type == _MULTIPART:
-                model = self.model.model_validate(self._form_values(msg, field))
-            else:
-                model = self.model.model_validate_json(msg.body or b"{}")
-        except ValidationError as exc:
-            raise _errors_to_bad_input(exc, field) from None
-        return {name: getattr(model, name) for name in self._fields}
+            return pydantic.create_model("Input", __config__=config, __module__=func.__module__, **fields)
+        except (TypeError, ValueError, pydantic.PydanticUserError) as exc:  # e.g. a type pydantic cannot check
+            raise InvalidArgument(f"cannot build the input model of {func.__qualname__}: {exc}; "
+                                  "pass input_spec= a pydantic model") from exc
 
-    def _raw_value(self, msg: HTTPMessage) -> Any:
-        kind = _kind(self._annotations[self.raw])  # type: ignore[index]
-        annotation = _unwrap(self._annotations[self.raw])[0]  # type: ignore[index]
-        if kind == "image" or annotation is bytes:
-            return msg.body
-        if kind == "path":
-            return _temp_file(msg.body, None, msg.content_type)
-        if annotation is str:
-            return msg.body.decode("utf-8")
-        import json
+    # --- descriptor contract ---------------------------------------------------------------------
+    def input_type(self) -> dict[str, Any]:
+        """Parameter name -> annotation; the server calls ``func(**decoded)`` (see ``root_param``)."""
+        return dict(self._hints or self._annotations)
 
-        return json.loads(msg.body)
-
-    def _form_values(self, msg: HTTPMessage, field: str) -> dict[str, Any]:
-        import json
-
-        from ._formdata import parse_form_data
-
-        values: dict[str, Any] = {}
-        for part in parse_form_data(msg.body, msg.headers["content-type"], field):
-            if part.name is None:
-                raise BadInput("a form part has no name", field=field)
-            kind = _kind(self._annotations.get(part.name))
-            if kind == "path":
-                values[part.name] = _temp_file(part.body, part.filename,
-                                               part.headers.get("content-type"))
-            elif kind == "image":
-                values[part.name] = bytes(part.body)
-            else:
-                text = bytes(part.body).decode("utf-8")
-                try:
-                    values[part.name] = json.loads(text)
-                except ValueError:
-                    values[part.name] = text  # a plain form field
-        return values
-
-    def encode(self, obj: dict[str, Any], field: str = "input") -> HTTPMessage:
-        import json
-
-        return HTTPMessage(json.dumps(obj, default=_json_fallback).encode(), {"Content-Type": _JSON})
-
-    # --- OpenAPI ---------------------------------------------------------------------
-    def _json_schema(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        return _schema_with_components(
-            self.model.model_json_schema(ref_template="#/components/schemas/{model}"))
-
-    def openapi_schema(self) -> dict[str, Any]:
-        return self._json_schema()[0]
-
-    def openapi_components(self) -> dict[str, Any] | None:
-        defs = self._json_schema()[1]
-        return {"schemas": defs} if defs else None
-
-    def openapi_request_body(self) -> dict[str, Any]:
-        mime = _MULTIPART if self.files else _JSON
-        return {"content": {mime: {"schema": self.openapi_schema()}}, "required": True,
-                "x-bentoml-io-descriptor": self.to_spec()}
-
-    def to_spec(self) -> dict[str, Any]:
-        return {"id": self.descriptor_id, "args": {"fields": self._fields}}
+    def _spec_args(self) -> dict[str, Any]:
+        return {"func": getattr(self.func, "__qualname__", repr(self.func))}
 
     @classmethod
     def from_spec(cls, spec: Any) -> IODescriptor[Any]:
-        raise InvalidArgument("a new-style API is called with its named parameters: use "
-                              "bentolite.SyncHTTPClient (it reads /schema.json)")
+        raise InvalidArgument(_SPEC_REFUSAL.format(name=cls.__name__))
 
-    def schema_json(self) -> dict[str, Any]:
-        """The input's schema for ``/schema.json``: file parameters typed ``file``."""
-        schema = dict(self.model.model_json_schema())
-        properties = dict(schema.get("properties") or {})
-        for name in self.files:
-            kind = _kind(self._annotations[name])
-            properties[name] = {"type": "file", "format": "image" if kind == "image" else
-                                "binary", "title": properties.get(name, {}).get("title", name)}
-        schema["properties"] = properties
+    def _media_type(self) -> str:
+        if self.root_param is None:
+            return _MULTIPART if self.multipart_fields else "application/json"
+        annotation = self._annotations[self.root_param]
+        kind = _root_kind(annotation)
+        explicit = _content_type_of(annotation)
+        return explicit or {"text": "text/plain", "bytes": "application/octet-stream",
+                            "file": "image/*" if file_kind(annotation) == "image" else "application/octet-stream",
+                            }.get(kind, "application/json")
+
+    def _decode(self, msg: HTTPMessage, field: str) -> TypedKwargs:
+        content_type = msg.content_type
+        if content_type == _PICKLE:
+            raise BadInput(f"{_PICKLE} is only accepted between services", field=field)
+        if self.root_param is not None:
+            return self._validate({self.root_param: self._root_value(msg, field)}, field)
+        if content_type == _MULTIPART:
+            data = self._form_values(msg, field)
+        elif content_type == "application/x-www-form-urlencoded":
+            pairs = parse_qsl(msg.body.decode("utf-8", "replace"), keep_blank_values=True)
+            data = {k: _json_or_text(v) for k, v in pairs if k in self._wire}
+        else:
+            data = parse_json(msg.body or b"{}", field, "Invalid JSON input received")
+            if not isinstance(data, dict):
+                raise BadInput(f"expected a JSON object of named parameters ({', '.join(self._wire) or 'none'}), "
+                               f"got {type(data).__name__}", field=field)
+        return self._validate(data, field)
+
+    def _form_values(self, msg: HTTPMessage, field: str) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        for part in parse_form_data(msg.body, msg.headers["content-type"], field):
+            if part.name not in self._wire:
+                continue
+            if part.name in self._list_fields:
+                data.setdefault(part.name, []).append(part)
+            elif part.name in self.multipart_fields:
+                data.setdefault(part.name, part)
+            else:
+                try:
+                    data[part.name] = _json_or_text(part.body.decode("utf-8"))
+                except UnicodeDecodeError as exc:
+                    raise BadInput(f"form field is not UTF-8 text ({exc.reason})",
+                                   field=join_field(field, part.name)) from None
+        return data
+
+    def _root_value(self, msg: HTTPMessage, field: str) -> Any:
+        kind = _root_kind(self._annotations[self.root_param or ""])
+        if kind == "file":
+            if msg.content_type == _MULTIPART:
+                parts = parse_form_data(msg.body, msg.headers["content-type"], field)
+                files = [p for p in parts if p.filename is not None] or parts
+                if not files:
+                    raise BadInput("no file in the multipart form", field=field)
+                return files[0]
+            _, params = parse_header_params(msg.headers.get("content-disposition", ""))
+            return FormPart(msg.headers, msg.body, None, params.get("filename"))
+        if kind == "bytes":
+            return msg.body
+        if kind == "text":
+            try:
+                return msg.body.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise BadInput(f"body is not UTF-8 text ({exc.reason})", field=field) from None
+        if not msg.body.strip():
+            return _MISSING
+        return parse_json(msg.body, field, "Invalid JSON input received")
+
+    def _validate(self, data: dict[str, Any], field: str) -> TypedKwargs:
+        import pydantic
+
+        if data.get(self.root_param) is _MISSING:
+            del data[self.root_param]
+        uploads = _Uploads()
+        try:
+            instance = self.model.model_validate(data, context={"uploads": uploads})
+        except pydantic.ValidationError as exc:
+            uploads.remove()
+            raise _bad_input(exc, field, data, self.root_param is not None) from None
+        except BaseException:
+            uploads.remove()
+            raise
+        kwargs = TypedKwargs((self._param_of[name], getattr(instance, name)) for name in self.model.model_fields)
+        if self.var_keyword is not None:
+            extra = kwargs.pop(self.var_keyword)
+            extra.update((k, v) for k, v in data.items() if k not in self._wire)
+            kwargs.update((k, v) for k, v in extra.items() if k not in kwargs)
+        if uploads.dir is not None:
+            kwargs._finalizer = weakref.finalize(kwargs, shutil.rmtree, uploads.dir, True)
+        return kwargs
+
+    def encode(self, obj: dict[str, Any], field: str = "input") -> HTTPMessage:
+        """Render keyword arguments as a JSON request body (the client side; no files)."""
+        if self.root_param is not None:
+            return TypedOutput._from_annotation(self._annotations[self.root_param]).encode(obj[self.root_param])
+        instance = self.model.model_validate({**obj}) if not isinstance(obj, self.model) else obj
+        body = instance.model_dump_json(by_alias=True, exclude=set(self.multipart_fields))
+        return HTTPMessage(body.encode("utf-8"), {"Content-Type": "application/json"})
+
+    # --- schemas ---------------------------------------------------------------------------------
+    def _json_schema(self, mode: str) -> dict[str, Any]:
+        if self.root_param is not None:
+            import pydantic
+
+            return pydantic.TypeAdapter(self._annotations[self.root_param]).json_schema(mode=mode, ref_template=_REF)
+        return self.model.model_json_schema(mode=mode, ref_template=_REF)
+
+    def openapi_schema(self) -> dict[str, Any]:
+        schema = to_openapi30(self._json_schema("serialization"))
+        schema.pop("$defs", None)
         return schema
 
+    def openapi_components(self) -> dict[str, Any] | None:
+        defs = to_openapi30(self._json_schema("serialization")).get("$defs")
+        return {"schemas": defs} if defs else None
 
-def _temp_file(body: bytes, filename: str | None, content_type: str | None) -> pathlib.Path:
-    """An uploaded file as a temporary file (removed when the request's process exits)."""
-    suffix = pathlib.Path(filename).suffix if filename else (
-        mimetypes.guess_extension(content_type or "") or "")
-    handle = tempfile.NamedTemporaryFile(prefix="bentolite-upload-", suffix=suffix, delete=False)
-    with handle:
-        handle.write(body)
-    path = pathlib.Path(handle.name)
-    _UPLOADS.append(path)
-    return path
+    def openapi_request_body(self) -> dict[str, Any]:
+        body = super().openapi_request_body()
+        if self._mime_type == _MULTIPART:
+            body["content"][_MULTIPART]["encoding"] = {
+                k: {"contentType": "application/json"} for k in self._wire if k not in self.multipart_fields
+            }
+        return body
+
+    def schema_json(self) -> dict[str, Any]:
+        """The ``input`` entry of a ``/schema.json`` route (BentoML 1.4's flattened form)."""
+        schema = self._json_schema("validation")
+        defs = {k: v for k, v in schema.pop("$defs", {}).items()}
+        if self.root_param is not None:
+            schema = flatten_schema(schema, defs)
+            schema["root_input"] = True
+            return schema
+        return flatten_schema(schema, defs) if schema.get("properties") else schema
 
 
-_UPLOADS: list[pathlib.Path] = []
+_MISSING = object()
 
 
-def _remove_uploads() -> None:
-    for path in _UPLOADS:
-        path.unlink(missing_ok=True)
+def _annotated(tp: Any, metadata: list[Any]) -> Any:
+    from typing import Annotated
+
+    return Annotated[(tp, *metadata)]
 
 
-atexit.register(_remove_uploads)
+def _json_or_text(text: str) -> Any:
+    try:
+        return loads_finite(text)
+    except ValueError:
+        return text
 
 
-# --- output ------------------------------------------------------------------------------
+def _root_kind(annotation: Any) -> str:
+    if file_kind(annotation):
+        return "file"
+    base = strip_annotated(annotation)
+    return {str: "text", bytes: "bytes"}.get(base, "json") if isinstance(base, type) else "json"
+
+
+def _output_kind(tp: Any) -> str | None:
+    """What an annotation says about the response: text, bytes, image, file, json; None: look at the value."""
+    base = strip_annotated(tp)
+    if base is Any or base is inspect.Signature.empty or base is object:
+        return None
+    if base is str:
+        return "text"
+    if base is bytes:
+        return "bytes"
+    kind = file_kind(base) if inspect.isclass(base) else None
+    if kind is not None:
+        return "image" if kind == "image" else "file"
+    return None if typing.get_origin(base) in (typing.Union, types.UnionType) else "json"
+
+
+def _value_kind(obj: Any) -> str:
+    if isinstance(obj, str):
+        return "text"
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        return "bytes"
+    if isinstance(obj, PurePath):
+        return "file"
+    return "image" if type(obj).__module__.startswith("PIL.") and hasattr(obj, "save") else "json"
+
 
 def _json_fallback(obj: Any) -> Any:
-    tolist = getattr(obj, "tolist", None)  # numpy arrays and scalars
-    if tolist is not None:
-        return tolist()
-    to_dict = getattr(obj, "to_dict", None)  # pandas
-    if to_dict is not None:
-        try:
-            return to_dict(orient="records")
-        except TypeError:
-            return to_dict()
-    dump = getattr(obj, "model_dump", None)
-    if dump is not None:
-        return dump(mode="json")
+    module = type(obj).__module__ or ""
+    if module.startswith("numpy") and hasattr(obj, "tolist"):
+        return obj.tolist()
+    if module.startswith("pandas") and hasattr(obj, "to_dict"):
+        return obj.to_dict(orient="records") if hasattr(obj, "columns") else obj.tolist()
+    if isinstance(obj, PurePath):
+        return str(obj)
     raise TypeError(f"{type(obj).__name__} is not JSON serializable")
 
 
-def _is_stream_annotation(annotation: Any) -> bool:
-    import collections.abc as abc
-
-    origin = typing.get_origin(annotation) or annotation
-    return origin in (abc.Generator, abc.AsyncGenerator, abc.Iterator, abc.AsyncIterator)
-
-
 class TypedOutput(IODescriptor[Any]):
-    """The output of a new-style ``@api`` method, from its return annotation and value."""
+    """The output of a new-style ``@api`` method, from its return annotation (or ``output_spec``)."""
 
     descriptor_id = "bentolite.io.TypedOutput"
-    _mime_type = _JSON
 
-    def __init__(self, func: Callable[..., Any], *, output_spec: Any = None) -> None:
-        self.annotation = output_spec if output_spec is not None else \
-            _hints(func).get("return", Any)
-        self.is_stream = (inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func)
-                          or _is_stream_annotation(self.annotation))
-        base, meta = _unwrap(self.annotation)
-        if _is_stream_annotation(base):  # describe (and send) what each item is
-            base = (typing.get_args(base) or (Any,))[0]
-        content_type = _meta(meta, _validators().ContentType)
-        self.content_type = content_type.content_type if content_type is not None else None
-        self._base = base
-        if base is str:
-            self._mime_type = _TEXT
+    def __init__(self, func: Callable[..., Any] | None, *, output_spec: Any = None) -> None:
+        import pydantic
+
+        self.func = func
+        if output_spec is not None:
+            annotation = output_spec
+        else:
+            annotation = type_hints(func).get("return", Any) if func is not None else Any
+        explicit = _content_type_of(annotation)
+        stream, item = iterator_item(annotation)
+        self.is_stream = stream or bool(func and (inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func)))
+        self.annotation = patch_annotation(item)
+        self._kind = _output_kind(item)
+        #: the media type BentoML's schema names: a ContentType annotation, text/event-stream for streams
+        self.media_type = explicit or _content_type_of(item) or (_STREAM_MEDIA_TYPE if self.is_stream else None)
+        try:
+            self._adapter = pydantic.TypeAdapter(self.annotation)
+        except (TypeError, ValueError, pydantic.PydanticUserError) as exc:
+            raise InvalidArgument(f"cannot build the output model of {getattr(func, '__qualname__', func)}: {exc}; "
+                                  "pass output_spec=") from exc
+        self._mime_type = self.media_type or {
+            "text": "text/plain", "bytes": "application/octet-stream", "image": "image/*", "file": "*/*",
+        }.get(self._kind or "", "application/json")
+
+    @classmethod
+    def _from_annotation(cls, annotation: Any) -> TypedOutput:
+        return cls(None, output_spec=annotation)
 
     def input_type(self) -> Any:
         return self.annotation
 
-    def is_streaming(self, obj: Any) -> bool:
-        return hasattr(obj, "__aiter__") or (
-            hasattr(obj, "__next__") and not isinstance(obj, (str, bytes)))
-
-    def stream_headers(self) -> dict[str, str]:
-        return {"Content-Type": self.content_type or _TEXT}
-
-    async def encode_stream(self, obj: Any) -> AsyncIterator[bytes]:
-        if hasattr(obj, "__aiter__"):
-            async for item in obj:
-                yield _chunk(item)
-        else:
-            for item in obj:
-                yield _chunk(item)
-
-    def encode(self, obj: Any, field: str = "output") -> HTTPMessage:
-        if isinstance(obj, str) and self._base in (str, Any, inspect.Parameter.empty):
-            return HTTPMessage(obj.encode("utf-8"), {"Content-Type": self.content_type or _TEXT})
-        if isinstance(obj, (bytes, bytearray)):
-            return HTTPMessage(bytes(obj), {"Content-Type": self.content_type
-                                            or "application/octet-stream"})
-        if isinstance(obj, pathlib.PurePath):
-            path = pathlib.Path(obj)
-            mime = self.content_type or mimetypes.guess_type(path.name)[0] or \
-                "application/octet-stream"
-            return HTTPMessage(path.read_bytes(), {
-                "Content-Type": mime,
-                "Content-Disposition": f'attachment; filename="{path.name}"'})
-        if _kind(type(obj)) == "image":
-            import io
-
-            fmt = (self.content_type or "image/png").split("/")[-1].upper()
-            buffer = io.BytesIO()
-            obj.save(buffer, format="JPEG" if fmt == "JPG" else fmt)
-            return HTTPMessage(buffer.getvalue(), {"Content-Type": f"image/{fmt.lower()}"})
-        import pydantic_core
-
-        try:
-            body = pydantic_core.to_json(obj, fallback=_json_fallback)
-        except (TypeError, pydantic_core.PydanticSerializationError) as exc:
-            raise InvalidArgument(f"cannot send the result as JSON: {exc}", field=field) \
-                from None
-        return HTTPMessage(body, {"Content-Type": _JSON})
-
-    def _decode(self, msg: HTTPMessage, field: str) -> Any:
-        if msg.content_type == _JSON:
-            import json
-
-            return json.loads(msg.body)
-        if (msg.content_type or "").startswith("text/"):
-            return msg.body.decode("utf-8")
-        return msg.body
-
-    # --- OpenAPI ---------------------------------------------------------------------
-    def _json_schema(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        if self._base is str:
-            return {"type": "string"}, {}
-        if _kind(self._base) in ("image", "path"):
-            return dict(_FILE_SCHEMA), {}
-        from pydantic import TypeAdapter
-
-        try:
-            schema = TypeAdapter(_model_type(self._base)).json_schema(
-                ref_template="#/components/schemas/{model}")
-        except Exception:  # noqa: BLE001 - an annotation pydantic cannot describe
-            schema = {}
-        return _schema_with_components(schema)
-
-    def openapi_schema(self) -> dict[str, Any]:
-        return self._json_schema()[0]
-
-    def openapi_components(self) -> dict[str, Any] | None:
-        defs = self._json_schema()[1]
-        return {"schemas": defs} if defs else None
-
-    def _openapi_content(self) -> dict[str, Any]:
-        if self.is_stream:
-            mime = self.content_type or "text/plain"
-        elif self._base is str:
-            mime = "text/plain"
-        elif _kind(self._base) in ("image", "path"):
-            mime = self.content_type or "application/octet-stream"
-        else:
-            mime = _JSON
-        return {mime: {"schema": self.openapi_schema()}}
-
-    def to_spec(self) -> dict[str, Any]:
-        return {"id": self.descriptor_id, "args": {}}
+    def _spec_args(self) -> dict[str, Any]:
+        return {"func": getattr(self.func, "__qualname__", None)}
 
     @classmethod
     def from_spec(cls, spec: Any) -> IODescriptor[Any]:
-        return TypedInput.from_spec(spec)
+        raise InvalidArgument(_SPEC_REFUSAL.format(name=cls.__name__))
+
+    def _decode(self, msg: HTTPMessage, field: str) -> Any:
+        raise InvalidArgument("TypedOutput decodes nothing: BentoML 1.2+ clients read /schema.json", field=field)
+
+    # --- one value ---------------------------------------------------------------------------------
+    def encode_blocks(self, obj: Any) -> bool:
+        return (self._kind or _value_kind(obj)) in ("image", "file") or _value_kind(obj) == "image"
+
+    def encode(self, obj: Any, field: str = "output") -> HTTPMessage:
+        kind = self._kind or _value_kind(obj)
+        if kind == "json" and _value_kind(obj) == "image":  # an image cannot be JSON: send it as such
+            kind = "image"
+        if kind == "text":
+            if not isinstance(obj, str):
+                raise InternalServerError(f"the API declares a str return but returned {type(obj).__name__}", field=field)
+            return HTTPMessage(obj.encode("utf-8"), {"Content-Type": _with_charset(self.media_type or "text/plain")})
+        if kind == "bytes":
+            if not isinstance(obj, (bytes, bytearray, memoryview)):
+                raise InternalServerError(f"the API declares a bytes return but returned {type(obj).__name__}", field=field)
+            return HTTPMessage(bytes(obj), {"Content-Type": self.media_type or "application/octet-stream"})
+        if kind == "image":
+            return self._encode_image(obj, field)
+        if kind == "file":
+            return self._encode_file(obj, field)
+        return HTTPMessage(self._json(obj, field), {"Content-Type": self.media_type or "application/json"})
+
+    def _json(self, obj: Any, field: str) -> bytes:
+        try:
+            return self._adapter.dump_json(obj, warnings=False, fallback=_json_fallback)
+        except Exception as exc:  # pydantic's PydanticSerializationError, TypeError from the fallback
+            raise InternalServerError(f"cannot render the API output as JSON: {exc}", field=field) from exc
+
+    def _encode_image(self, image: Any, field: str) -> HTTPMessage:
+        import io
+
+        import PIL.Image
+
+        if not isinstance(image, PIL.Image.Image):
+            raise InternalServerError(f"the API declares an image return but returned {type(image).__name__}", field=field)
+        PIL.Image.init()
+        wanted = self.media_type if self.media_type and self.media_type != "image/*" else None
+        formats = [f for f, m in PIL.Image.MIME.items() if m == wanted and f in PIL.Image.SAVE]
+        fmt = formats[0] if formats else (image.format if image.format in PIL.Image.SAVE else "PNG")
+        buffer = io.BytesIO()
+        try:
+            image.save(buffer, format=fmt)
+        except OSError:  # e.g. RGBA to JPEG
+            buffer = io.BytesIO()
+            image.convert("RGB").save(buffer, format=fmt)
+        return HTTPMessage(buffer.getvalue(), {"Content-Type": PIL.Image.MIME.get(fmt, f"image/{fmt.lower()}")})
+
+    def _encode_file(self, obj: Any, field: str) -> HTTPMessage:
+        if not isinstance(obj, (str, PurePath)):
+            raise InternalServerError(f"the API declares a Path return but returned {type(obj).__name__}", field=field)
+        path = Path(obj)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise InternalServerError(f"cannot read the returned file {path}: {exc.strerror}", field=field) from exc
+        media_type = self.media_type or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        disposition = "inline" if media_type.startswith("image/") else "attachment"
+        name = path.name.replace("\\", "_").replace('"', "_")
+        return HTTPMessage(data, {"Content-Type": media_type,
+                                  "Content-Disposition": f'{disposition}; filename="{name}"'})
+
+    # --- streams ---------------------------------------------------------------------------------
+    def is_streaming(self, obj: Any) -> bool:
+        if isinstance(obj, (str, bytes, bytearray, dict, list, tuple)):
+            return False
+        if inspect.isgenerator(obj) or inspect.isasyncgen(obj) or hasattr(obj, "__aiter__"):
+            return True
+        return self.is_stream and isinstance(obj, Iterator)
+
+    def stream_headers(self) -> dict[str, str]:
+        media_type = self.media_type or _STREAM_MEDIA_TYPE
+        headers = {"Content-Type": _with_charset(media_type)}
+        if media_type == _STREAM_MEDIA_TYPE:
+            headers["Cache-Control"] = "no-cache"
+        return headers
+
+    async def encode_stream(self, obj: Any) -> AsyncIterator[bytes]:  # type: ignore[override]
+        async for item in _aiter(obj):
+            if isinstance(item, str):
+                yield item.encode("utf-8")
+            elif isinstance(item, (bytes, bytearray, memoryview)):
+                yield bytes(item)
+            else:
+                yield self._json(item, "output") + b"\n"
+
+    # --- schemas -----------------------------------------------------------------------------------
+    def _json_schema(self, mode: str) -> dict[str, Any]:
+        return self._adapter.json_schema(mode=mode, ref_template=_REF)
+
+    def openapi_schema(self) -> dict[str, Any]:
+        if self._kind in ("image", "file", "bytes"):
+            return {"type": "string", "format": "binary"}
+        schema = to_openapi30(self._json_schema("serialization"))
+        schema.pop("$defs", None)
+        return schema
+
+    def openapi_components(self) -> dict[str, Any] | None:
+        if self._kind in ("image", "file", "bytes"):
+            return None
+        defs = to_openapi30(self._json_schema("serialization")).get("$defs")
+        return {"schemas": defs} if defs else None
+
+    def openapi_responses(self) -> dict[str, Any]:
+        responses = super().openapi_responses()
+        if self.is_stream:
+            responses["content"] = {self.media_type or _STREAM_MEDIA_TYPE: {"schema": {"type": "string"}}}
+        return responses
 
     def schema_json(self) -> dict[str, Any]:
-        """The output's schema for ``/schema.json`` (``is_stream``, ``media_type``)."""
-        schema = dict(self.openapi_schema())
+        """The ``output`` entry of a ``/schema.json`` route (BentoML 1.4's form)."""
+        schema = self._json_schema("validation")
+        defs = schema.pop("$defs", {})
+        schema = flatten_schema(schema, defs) if schema.get("properties") else schema
         if self.is_stream:
             schema["is_stream"] = True
-        if self.content_type:
-            schema["media_type"] = self.content_type
-        elif _kind(self._base) in ("image", "path"):
-            schema = {"type": "file", "format": "image" if _kind(self._base) == "image"
-                      else "binary"}
+        if self.media_type:
+            schema["media_type"] = self.media_type
         return schema
 
 
-def _chunk(item: Any) -> bytes:
-    if isinstance(item, str):
-        return item.encode("utf-8")
-    if isinstance(item, (bytes, bytearray)):
-        return bytes(item)
-    import pydantic_core
-
-    return pydantic_core.to_json(item, fallback=_json_fallback) + b"\n"
+def _with_charset(media_type: str) -> str:
+    return f"{media_type}; charset=utf-8" if media_type.startswith("text/") and ";" not in media_type else media_type
 
 
-# --- /schema.json ------------------------------------------------------------------------
-
-def service_schema_route(name: str, route: str, doc: str, input: TypedInput,  # noqa: A002
-                         output: TypedOutput, batchable: bool) -> dict[str, Any]:
-    """One entry of ``/schema.json``'s ``routes``, as BentoML 1.4's clients read it."""
-    entry: dict[str, Any] = {"name": name, "route": route, "batchable": batchable,
-                             "input": input.schema_json(), "output": output.schema_json(),
-                             "is_task": False}
-    if doc:
-        entry["description"] = doc
-    return entry
+async def _aiter(obj: Any) -> AsyncIterator[Any]:
+    """Items of an async iterable, or of a sync iterator stepped in a thread (it may block)."""
+    if hasattr(obj, "__aiter__"):
+        async for item in obj:
+            yield item
+        return
+    iterator, done = iter(obj), object()
+    while (item := await asyncio.to_thread(next, iterator, done)) is not done:
+        yield item
 
 
-def service_schema(name: str, doc: str, routes: list[dict[str, Any]]) -> dict[str, Any]:
-    """The whole ``/schema.json`` document of a service."""
-    schema: dict[str, Any] = {"name": name, "type": "service", "routes": routes}
-    if doc:
-        schema["description"] = doc
-    return schema
+def service_schema_route(
+    name: str, route: str, doc: str | None, input: TypedInput, output: TypedOutput,  # noqa: A002
+    batchable: bool, *, is_stream: bool | None = None,
+) -> dict[str, Any]:
+    """One entry of BentoML 1.4's ``/schema.json`` ``routes`` (what its HTTP clients read).
+
+    ``is_stream`` defaults to what the output knows (a generator method or iterator annotation).
+    """
+    output_schema = output.schema_json()
+    if is_stream if is_stream is not None else output.is_stream:
+        output_schema["is_stream"] = True
+        output_schema.setdefault("media_type", _STREAM_MEDIA_TYPE)
+    entry = {"name": name, "route": route, "description": doc, "batchable": batchable,
+             "input": input.schema_json(), "output": output_schema, "is_task": False}
+    return {k: v for k, v in entry.items() if v is not None}
+
+
+def service_schema(name: str, doc: str | None, routes: list[dict[str, Any]]) -> dict[str, Any]:
+    """BentoML 1.4's ``/schema.json`` document of a service."""
+    document = {"name": name, "type": "service", "routes": routes, "description": doc,
+                "paths": {route["route"]: {"mounted": False} for route in routes}}
+    return {k: v for k, v in document.items() if v is not None}
