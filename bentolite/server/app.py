@@ -115,11 +115,13 @@ def _make_handler(
 
     output = api.output
 
-    def run_sync(body: bytes, headers: Any) -> Any:
+    decode_off_loop = getattr(api.input, "decode_blocks", False)
+
+    def run_sync(body: bytes, headers: Any) -> tuple[Any, Any]:
         value = _decode(api, body, headers)
         args, kwargs = _call_args(api, value, context)
         result = api.func(*args, **kwargs)
-        return result if output.is_streaming(result) else output.encode(result)
+        return value, result if output.is_streaming(result) else output.encode(result)
 
     async def handle(request: web.Request) -> web.StreamResponse:
         pending = request.app[_RUNNERS_PENDING]
@@ -130,32 +132,44 @@ def _make_handler(
             )
         body = await request.read()
         response_ctx = context.begin_request(request.headers, request.query)
-        if api.is_async:
-            if len(body) >= OFFLOAD_DECODE_BYTES:  # keep the event loop free for others
-                loop = asyncio.get_running_loop()
-                value = await loop.run_in_executor(
-                    request.app[_POOL], _decode, api, body, request.headers)
+        loop = asyncio.get_running_loop()
+        value = None
+        try:
+            if api.is_async:
+                # keep the event loop free for others: large bodies, files and images
+                if decode_off_loop or len(body) >= OFFLOAD_DECODE_BYTES:
+                    value = await loop.run_in_executor(
+                        request.app[_POOL], _decode, api, body, request.headers)
+                else:
+                    value = _decode(api, body, request.headers)
+                args, kwargs = _call_args(api, value, context)
+                result = await api.func(*args, **kwargs)
+                if output.is_streaming(result):
+                    message = result
+                elif output.encode_blocks(result):
+                    message = await loop.run_in_executor(request.app[_POOL], output.encode, result)
+                else:
+                    message = output.encode(result)
             else:
-                value = _decode(api, body, request.headers)
-            args, kwargs = _call_args(api, value, context)
-            result = await api.func(*args, **kwargs)
-            message = result if output.is_streaming(result) else output.encode(result)
-        else:
-            loop = asyncio.get_running_loop()
-            call = functools.partial(contextvars.copy_context().run, run_sync, body, request.headers)
-            message = await loop.run_in_executor(request.app[_POOL], call)
-        if not isinstance(message, HTTPMessage):  # a stream: send chunks as they come
-            stream = web.StreamResponse(headers=output.stream_headers())
-            _apply_context(stream, response_ctx)
-            request[STREAM_KEY] = stream  # errors from here on cannot change the status
-            await stream.prepare(request)
-            async for chunk in output.encode_stream(message):
-                await stream.write(chunk)
-            await stream.write_eof()
-            return stream
-        response = web.Response(body=message.body, headers=message.headers)
-        _apply_context(response, response_ctx)
-        return response
+                call = functools.partial(contextvars.copy_context().run, run_sync, body,
+                                         request.headers)
+                value, message = await loop.run_in_executor(request.app[_POOL], call)
+            if not isinstance(message, HTTPMessage):  # a stream: send chunks as they come
+                stream = web.StreamResponse(headers=output.stream_headers())
+                _apply_context(stream, response_ctx)
+                request[STREAM_KEY] = stream  # errors from here on cannot change the status
+                await stream.prepare(request)
+                async for chunk in output.encode_stream(message):
+                    await stream.write(chunk)
+                await stream.write_eof()
+                return stream
+            response = web.Response(body=message.body, headers=message.headers)
+            _apply_context(response, response_ctx)
+            return response
+        finally:
+            cleanup = getattr(value, "cleanup", None)  # a typed input's uploaded files
+            if cleanup is not None:
+                cleanup()
 
     return handle
 

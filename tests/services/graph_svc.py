@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pathlib
 import time
 import typing as t
 
@@ -118,3 +119,7 @@ class Graph:
     @bentoml.api
     def add(self, a: int, b: int = 1) -> int:
         return a + b
+
+    @bentoml.api
+    def upload(self, doc: pathlib.Path, note: str = "") -> t.Dict[str, t.Any]:
+        return {"size": doc.stat().st_size, "path": str(doc), "note": note}

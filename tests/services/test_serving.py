@@ -4,6 +4,7 @@ with --development."""
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import os
 import signal
 from pathlib import Path
@@ -174,7 +175,7 @@ def test_bentolite_clients_call_a_new_style_server(prod: Command) -> None:
         assert client.add(2) == 3 and client.add(a=2, b=5) == 7
         assert client.sync_chain("deep") == "DEEP"
         assert "".join(client.words("a b c")) == "a b c "
-        with pytest.raises(BentoMLException, match="400: Field required"):
+        with pytest.raises(BentoMLException, match="400: body.a: Field required"):
             client.add(b=1)
         with pytest.raises(TypeError, match="multiple values for a"):
             client.add(1, a=2)
@@ -223,3 +224,17 @@ def test_bentoml_1_4_sync_client_calls_bentolite(prod: Command, tmp_path: Path) 
     assert [r["generated"] for r in results["graph"]] == ["via 1.4!", "via 1.4!", "via 1.4?"]
     assert results["words"] == "streamed by 1.4 "
     assert "body.a" in results["error"] or "integer" in results["error"], results["error"]
+
+
+def test_an_uploaded_file_is_a_path_removed_after_the_response(prod: Command) -> None:
+    from bentolite.io._formdata import build_form_data
+
+    body, content_type = build_form_data([
+        ("doc", {"Content-Disposition": 'form-data; name="doc"; filename="a.txt"'}, b"12345"),
+        ("note", {}, b'"hi"'),
+    ])
+    status, reply = prod.request("POST", "/upload", body, {"Content-Type": content_type})
+    assert status == 200, reply
+    answer = json.loads(reply)
+    assert (answer["size"], answer["note"]) == (5, "hi")
+    assert not Path(answer["path"]).exists()
