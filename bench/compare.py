@@ -1,12 +1,15 @@
-"""Benchmark bentolite against BentoML 1.1.11 on the same services and configuration.
+"""Benchmark bentolite against BentoML on the same services and configuration.
 
-For each scenario, each round and each implementation (alternating which goes first), it
-starts ``<impl> serve <module>:svc --production --api-workers 1`` on 127.0.0.1, times launch
-to ``/readyz`` 200, sums the RSS of the server's process tree, checks one response, drives
-closed-loop load at each concurrency, and stops the server (SIGTERM, then SIGKILL by PID).
-Prints a markdown report (medians over rounds; ratio = bentolite / BentoML).
+v1 scenarios (``bentoml.Service`` + runners) run on BentoML 1.1.11 (``bentoml``) and
+bentolite; new-style ones (``@bentoml.service`` classes, ``v2_*``) on BentoML 1.4.39
+(``bentoml14``) and bentolite. For each scenario, each round and each of its implementations
+(alternating which goes first), it starts ``<impl> serve <target>`` with one API worker on
+127.0.0.1, times launch to ``/readyz`` 200, sums the RSS of the server's process tree, checks
+one response, drives closed-loop load at each concurrency, and stops the server (SIGTERM,
+then SIGKILL by PID). Prints a markdown report (medians over rounds; ratio = bentolite /
+BentoML, and bentolite's new-style path / its v1 path on the same work).
 
-    bench/run.sh                       # everything, both implementations
+    bench/run.sh                       # everything, every implementation
     bench/run.sh --impl bentoml --scenario echo --duration-s 3 --rounds 1
 """
 
@@ -31,13 +34,17 @@ from loadgen import run_load_sync  # noqa: E402
 from procs import ServerProcess, become_subreaper, free_port  # noqa: E402
 from report import format_value, render_report  # noqa: E402
 
-__all__ = ["SCENARIOS", "Scenario", "main"]
+__all__ = ["SCENARIOS", "Scenario", "main", "plan"]
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 SERVICES_DIR = BENCH_DIR / "services"
 CONFIG_PATH = BENCH_DIR / "config.yaml"
-IMPLS = ("bentoml", "bentolite")
+#: implementation -> the peer venv (requirements/peers/NAME.txt) it runs in; bentolite runs here
+PEERS = {"bentoml": "bentoml-1.1.11", "bentoml14": "bentoml-1.4.39"}
+IMPLS = (*PEERS, "bentolite")
+V1_IMPLS = ("bentoml", "bentolite")
+V2_IMPLS = ("bentoml14", "bentolite")
 _ROW = ",".join(["0.5"] * 64)
 
 
@@ -51,9 +58,9 @@ def _check_json_list(length: int) -> Callable[[bytes], bool]:
 
 @dataclass(frozen=True)
 class Scenario:
-    """One service under load: what to POST, where, and how to check the answer."""
+    """One service under load: what to serve, what to POST where, how to check the answer."""
 
-    module: str
+    target: str  # what ``serve`` takes: module:svc (v1) or module:ClassName (new style)
     route: str
     body: bytes
     content_type: str
@@ -62,11 +69,17 @@ class Scenario:
     expected_body: bytes | None = None  # compared on every request during load when set
     needs_models: bool = False
     description: str = ""
+    impls: tuple[str, ...] = V1_IMPLS  # the implementations it runs on; the first is the baseline
+    same_work_as: str | None = None  # the v1 scenario doing the same work (new-style ones)
+
+    @property
+    def baseline(self) -> str:
+        return self.impls[0]
 
 
 SCENARIOS: dict[str, Scenario] = {
     "echo": Scenario(
-        module="echo",
+        target="echo:svc",
         route="/echo",
         body=b"hello bentolite",
         content_type="text/plain",
@@ -76,7 +89,7 @@ SCENARIOS: dict[str, Scenario] = {
         description="Text -> Text API, no runner",
     ),
     "echo_runner": Scenario(
-        module="echo_runner",
+        target="echo_runner:svc",
         route="/echo",
         body=b"hello bentolite",
         content_type="text/plain",
@@ -86,7 +99,7 @@ SCENARIOS: dict[str, Scenario] = {
         description="Text -> Text API through a trivial (non-batchable) runner, one runner worker",
     ),
     "batching": Scenario(
-        module="batching",
+        target="batching:svc",
         route="/predict",
         body=f"[[{_ROW}]]".encode(),
         content_type="application/json",
@@ -96,13 +109,49 @@ SCENARIOS: dict[str, Scenario] = {
         description="NumpyNdarray 1x64 float32 JSON -> batchable numpy model (~5 ms + 0.1 ms/row)",
     ),
     "graph": Scenario(
-        module="graph",
+        target="graph:svc",
         route="/classify_generated_texts",
         body=b"I have an idea!",
         content_type="text/plain",
         concurrencies=(1, 8),
         check_response=_check_json_list(2),
         description="inference graph: 2 tiny generators in parallel, then a classifier per text",
+    ),
+    "v2_echo": Scenario(
+        target="v2_echo:Echo",
+        route="/echo",
+        body=b'{"text": "hello bentolite"}',
+        content_type="application/json",
+        concurrencies=(1, 16),
+        check_response=lambda body: body == b"hello bentolite",
+        expected_body=b"hello bentolite",
+        description="new style: `def echo(self, text: str) -> str`, no dependency",
+        impls=V2_IMPLS,
+        same_work_as="echo",
+    ),
+    "v2_batching": Scenario(
+        target="v2_batching:BatchedModel",
+        route="/predict",
+        body=f'{{"rows": [[{_ROW}]]}}'.encode(),
+        content_type="application/json",
+        concurrencies=(1, 8, 32, 64),
+        check_response=_check_json_list(1),
+        description="new style: batchable API (max_batch_size=64) on the root service, "
+        "List[List[float]] 1x64 -> numpy model (~5 ms + 0.1 ms/row)",
+        impls=V2_IMPLS,
+        same_work_as="batching",
+    ),
+    "v2_graph": Scenario(
+        target="v2_graph:InferenceGraph",
+        route="/classify_generated_texts",
+        body=b'{"original_sentence": "I have an idea!"}',
+        content_type="application/json",
+        concurrencies=(1, 8),
+        check_response=_check_json_list(2),
+        description="new style: 2 generator services in parallel (asyncio.gather over "
+        "depends().to_async), then a classifier service per text",
+        impls=V2_IMPLS,
+        same_work_as="graph",
     ),
 }
 
@@ -126,18 +175,23 @@ class RunRecord:
 class Impl:
     """How to save models for and serve one implementation."""
 
-    def __init__(self, name: str, python: str, serve_argv: list[str], env: dict[str, str]):
+    def __init__(
+        self, name: str, python: str, serve_argv: list[str], env: dict[str, str],
+        worker_options: tuple[str, ...] = ("--production", "--api-workers", "1"),
+    ):
         self.name = name
         self.python = python
         self.serve_argv = serve_argv
         self.env = env
+        self.worker_options = worker_options  # serve options for one API worker
 
 
-def _bentoml_impl(work_dir: Path) -> Impl:
+def _bentoml_impl(work_dir: Path, name: str) -> Impl:
+    """BentoML in its peer venv (``BENCH_BENTOML_VENV`` / ``BENCH_BENTOML14_VENV`` override)."""
     venv = Path(
-        os.environ.get("BENCH_BENTOML_VENV")
+        os.environ.get(f"BENCH_{name.upper()}_VENV")
         or subprocess.run(
-            [str(REPO_ROOT / "scripts" / "peer_venv.sh"), "bentoml-1.1.11"], check=True,
+            [str(REPO_ROOT / "scripts" / "peer_venv.sh"), PEERS[name]], check=True,
             capture_output=True, text=True
         ).stdout.strip()
     )
@@ -145,13 +199,18 @@ def _bentoml_impl(work_dir: Path) -> Impl:
     env.pop("PYTHONPATH", None)  # the project's checkout must not shadow anything there
     env.update(
         BENCH_IMPL="bentoml",
-        BENTOML_HOME=str(work_dir / "bentoml-home"),
-        BENTOML_CONFIG=str(CONFIG_PATH),
+        BENTOML_HOME=str(work_dir / f"{name}-home"),
         BENTOML_DO_NOT_TRACK="true",
         VIRTUAL_ENV=str(venv),
         PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}",
     )
-    return Impl("bentoml", str(venv / "bin" / "python"), [str(venv / "bin" / "bentoml")], env)
+    options: tuple[str, ...] = ()
+    if name == "bentoml":
+        env["BENTOML_CONFIG"] = str(CONFIG_PATH)
+        options = ("--production", "--api-workers", "1")
+    # else BentoML 1.4 refuses config.yaml's version 1 and has no --api-workers: new-style
+    # services carry their whole configuration (workers=1, traffic, batching) in the code
+    return Impl(name, str(venv / "bin" / "python"), [str(venv / "bin" / "bentoml")], env, options)
 
 
 def _bentolite_impl(work_dir: Path, command: str | None) -> Impl:
@@ -173,12 +232,21 @@ def _bentolite_impl(work_dir: Path, command: str | None) -> Impl:
     return Impl("bentolite", sys.executable, argv, env)
 
 
+#: one BLAS/OpenMP thread in every server process that sets none itself. v1 runner workers
+#: get this from both schedulers; BentoML 1.4 sets nothing for a service without
+#: ``resources.cpu`` (nor does bentolite for a root service, which runs in the API worker), so
+#: numpy would start OpenBLAS's default spinning thread per core: on 2 shared cores that made
+#: the batching model 25-100x slower whenever a neighbour was busy (measured).
+BLAS_THREADS_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
 def _base_env() -> dict[str, str]:
     env = dict(os.environ)
     for key in list(env):  # neither side may pick up a stray home, config or impl choice
         if key.startswith(("BENTOML_", "BENTOLITE_", "BENCH_")):
             del env[key]
     env["PYTHONUNBUFFERED"] = "1"
+    env.update(BLAS_THREADS_ENV)
     return env
 
 
@@ -186,10 +254,8 @@ def _serve_argv(impl: Impl, scenario: Scenario, port: int) -> list[str]:
     return [
         *impl.serve_argv,
         "serve",
-        f"{scenario.module}:svc",
-        "--production",
-        "--api-workers",
-        "1",
+        scenario.target,
+        *impl.worker_options,
         "--host",
         "127.0.0.1",
         "--port",
@@ -317,10 +383,23 @@ def _parse_concurrency(specs: list[str]) -> dict[str, tuple[int, ...]]:
     return result
 
 
+def plan(impl_names: list[str], scenario_names: list[str]) -> dict[str, list[str]]:
+    """Scenario -> the selected implementations it runs on (its baseline first)."""
+    return {
+        name: [impl for impl in SCENARIOS[name].impls if impl in impl_names]
+        for name in scenario_names
+    }
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--impl", default=",".join(IMPLS), help="comma list: bentoml,bentolite")
+    parser.add_argument(
+        "--impl",
+        default=",".join(IMPLS),
+        help="comma list: bentoml (1.1.11, v1 scenarios), bentoml14 (1.4.39, new-style "
+        "scenarios), bentolite (both); a scenario runs on those of its implementations listed",
+    )
     parser.add_argument(
         "--scenario", default=",".join(SCENARIOS), help=f"comma list of {', '.join(SCENARIOS)}"
     )
@@ -379,23 +458,25 @@ def main(argv: list[str] | None = None) -> int:
     work_dir = Path(tempfile.mkdtemp(prefix="bentolite-bench-"))
     logs_dir = work_dir / "logs"
     _log(f"[bench] work dir {work_dir}")
+    runs = plan(impl_names, scenario_names)
     impls = {}
-    for name in impl_names:
+    for name in dict.fromkeys(i for names in runs.values() for i in names):
         impls[name] = (
-            _bentoml_impl(work_dir)
-            if name == "bentoml"
-            else _bentolite_impl(work_dir, args.bentolite_cmd)
+            _bentolite_impl(work_dir, args.bentolite_cmd)
+            if name == "bentolite"
+            else _bentoml_impl(work_dir, name)
         )
     results: dict[str, list[RunRecord]] = {}
     failed = False
     try:
-        if any(SCENARIOS[name].needs_models for name in scenario_names):
-            for impl in impls.values():
-                _save_models(impl)
+        for impl_name in dict.fromkeys(
+            i for name in scenario_names if SCENARIOS[name].needs_models for i in runs[name]
+        ):
+            _save_models(impls[impl_name])
         for name in scenario_names:
             results[name] = []
             for round_index in range(args.rounds):
-                order = impl_names if round_index % 2 == 0 else impl_names[::-1]
+                order = runs[name] if round_index % 2 == 0 else runs[name][::-1]
                 for impl_name in order:
                     results[name].append(
                         run_once(impls[impl_name], name, SCENARIOS[name], round_index, args, logs_dir)

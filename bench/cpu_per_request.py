@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from compare import CONFIG_PATH, REPO_ROOT, SCENARIOS, SERVICES_DIR  # noqa: E402
+from compare import BLAS_THREADS_ENV, CONFIG_PATH, REPO_ROOT, SCENARIOS, SERVICES_DIR  # noqa: E402
 from loadgen import run_load_sync  # noqa: E402
 from procs import ServerProcess, descendants, free_port  # noqa: E402
 
@@ -59,7 +59,7 @@ def main() -> None:
     args = parser.parse_args()
     scenario = SCENARIOS[args.scenario]
     home = tempfile.mkdtemp(prefix="bentolite-cpu-")
-    env = dict(os.environ, BENCH_IMPL="bentolite", BENTOLITE_HOME=home,
+    env = dict(os.environ, **BLAS_THREADS_ENV, BENCH_IMPL="bentolite", BENTOLITE_HOME=home,
                BENTOLITE_CONFIG=args.config, PYTHONUNBUFFERED="1",
                PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))
     if scenario.needs_models:
@@ -68,7 +68,7 @@ def main() -> None:
     port = free_port()
     server = ServerProcess(
         [sys.executable, "-c", "from bentolite.cli import main; main()", "serve",
-         f"{scenario.module}:svc", "--production",
+         scenario.target, "--production",
          "--api-workers", "1", "--host", "127.0.0.1", "--port", str(port),
          "--working-dir", str(SERVICES_DIR)],
         env=env, cwd=SERVICES_DIR, log_path=Path(home) / "server.log", port=port)

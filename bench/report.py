@@ -1,4 +1,6 @@
-"""Markdown report of a benchmark run: a header (date, machine, commit) and a table per scenario."""
+"""Markdown report of a benchmark run: a header (date, machine, commit), a table per scenario
+(bentolite against its baseline), one per new-style scenario against bentolite's v1 path on
+the same work, and the target verdicts."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from typing import Any, Callable, Iterable, Mapping
 __all__ = ["format_value", "render_report"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-IMPLS = ("bentoml", "bentolite")
+LABELS = {"bentoml": "BentoML 1.1.11", "bentoml14": "BentoML 1.4.39", "bentolite": "bentolite"}
 
 
 def _median(values: Iterable[float | None]) -> float | None:
@@ -70,7 +72,8 @@ def _commit() -> str:
     return commit + (" (with uncommitted changes)" if dirty else "")
 
 
-# The project's targets (issue 6), as (scenario, what, metric picker, comparison, ratio bound).
+# The project's targets (issue 6: v1; issue 12: new style), as (scenario, what, metric picker,
+# comparison, ratio bound); the ratio is bentolite / the scenario's baseline.
 _TARGETS: list[tuple[str, str, Callable[[Any], float], str, float]] = [
     (
         "echo",
@@ -90,7 +93,37 @@ _TARGETS: list[tuple[str, str, Callable[[Any], float], str, float]] = [
     ("batching", "batching c=64: p99 latency", lambda r: _load_at(r, 64, "p99_ms"), "<", 1.0),
     ("echo", "cold start (echo)", lambda r: r.cold_start_s, "<=", 0.5),
     ("batching", "RSS after ready (batching)", lambda r: r.rss_ready_kb, "<=", 0.6),
+    (
+        "v2_echo",
+        "new-style echo: req/s at the highest level",
+        lambda r: _top_load(r, "requests_per_s"),
+        ">=",
+        5.0,
+    ),
+    (
+        "v2_graph",
+        "new-style graph: req/s at the highest level",
+        lambda r: _top_load(r, "requests_per_s"),
+        ">=",
+        5.0,
+    ),
+    (
+        "v2_batching",
+        "new-style batching c=64: req/s",
+        lambda r: _load_at(r, 64, "requests_per_s"),
+        ">=",
+        3.0,
+    ),
+    (
+        "v2_batching",
+        "new-style batching c=64: p99 latency",
+        lambda r: _load_at(r, 64, "p99_ms"),
+        "<=",
+        0.3,
+    ),
 ]
+#: the new-style path against bentolite's v1 path on the same work: req/s at the highest level
+_SAME_WORK_BOUND = 0.9
 
 
 def _load_at(record: Any, concurrency: int, key: str) -> float:
@@ -102,19 +135,52 @@ def _top_load(record: Any, key: str) -> float:
     return _load_at(record, max(record.loads), key) if record.loads else float("nan")
 
 
-def _target_lines(results: Mapping[str, list[Any]]) -> list[str]:
+def _bentolite(results: Mapping[str, list[Any]], name: str) -> list[Any]:
+    return [r for r in results.get(name, []) if r.impl == "bentolite"]
+
+
+def _verdict(what: str, ours: float | None, theirs: float | None, comparison: str,
+             bound: float) -> list[str]:
+    if theirs is None or ours is None or theirs == 0:
+        return []
+    ratio = ours / theirs
+    met = {">=": ratio >= bound, "<": ratio < bound, "<=": ratio <= bound}[comparison]
+    verdict = "met" if met else "NOT met"
+    return [f"- {what}: {ratio:.2f}x (target {comparison} {bound:g}x): {verdict}"]
+
+
+def _target_lines(results: Mapping[str, list[Any]], scenarios: Mapping[str, Any]) -> list[str]:
     lines = []
     for name, what, pick, comparison, bound in _TARGETS:
-        records = results.get(name, [])
-        theirs = _median(pick(r) for r in records if r.impl == "bentoml")
-        ours = _median(pick(r) for r in records if r.impl == "bentolite")
-        if theirs is None or ours is None or theirs == 0:
+        if name not in results:
             continue
-        ratio = ours / theirs
-        met = {">=": ratio >= bound, "<": ratio < bound, "<=": ratio <= bound}[comparison]
-        verdict = "met" if met else "NOT met"
-        lines.append(f"- {what}: {ratio:.2f}x (target {comparison} {bound:g}x): {verdict}")
+        baseline = scenarios[name].baseline
+        theirs = _median(pick(r) for r in results[name] if r.impl == baseline)
+        ours = _median(pick(r) for r in _bentolite(results, name))
+        lines += _verdict(what, ours, theirs, comparison, bound)
+    for name, v1 in _same_work_pairs(results, scenarios):
+        pick = lambda r: _top_load(r, "requests_per_s")  # noqa: E731
+        lines += _verdict(
+            f"{name} vs {v1} on bentolite (new-style / v1 path): req/s at the highest level",
+            _median(pick(r) for r in _bentolite(results, name)),
+            _median(pick(r) for r in _bentolite(results, v1)),
+            ">=",
+            _SAME_WORK_BOUND,
+        )
     return ["### Targets", "", *lines, ""] if lines else []
+
+
+def _same_work_pairs(
+    results: Mapping[str, list[Any]], scenarios: Mapping[str, Any]
+) -> list[tuple[str, str]]:
+    """(new-style scenario, v1 scenario) pairs that bentolite ran both of in this run."""
+    return [
+        (name, scenarios[name].same_work_as)
+        for name in results
+        if scenarios[name].same_work_as
+        and _bentolite(results, name)
+        and _bentolite(results, scenarios[name].same_work_as)
+    ]
 
 
 def render_report(
@@ -132,44 +198,61 @@ def render_report(
         f"concurrency, then per concurrency {args.warmup_s:g} s warm-up + {args.duration_s:g} s "
         f"measured; {args.rounds} round(s) per implementation, alternating; one API worker; "
         f"config bench/config.yaml; load generator on the same machine",
-        "- cells are medians over rounds; ratio = bentolite / BentoML (higher is better for "
-        "req/s, lower for latency, cold start and RSS)",
+        "- cells are medians over rounds; ratio = bentolite / BentoML 1.1.11 for v1 scenarios, "
+        "bentolite / BentoML 1.4.39 for new-style (`v2_*`) ones, new-style / v1 for bentolite's "
+        "two paths on the same work (higher is better for req/s, lower for latency, cold start "
+        "and RSS)",
         "",
     ]
     for name, records in results.items():
         scenario = scenarios[name]
-        by_impl = {impl: [r for r in records if r.impl == impl] for impl in IMPLS}
+        baseline = scenario.baseline
         lines += [f"### {name}: {scenario.description}", ""]
-        lines += [
-            "| metric | BentoML 1.1.11 | bentolite | bentolite / BentoML |",
-            "|---|---:|---:|---:|",
-        ]
-
-        def row(label: str, digits: int, pick: Callable[[Any], float]) -> None:
-            theirs = _median([pick(r) for r in by_impl["bentoml"]])
-            ours = _median([pick(r) for r in by_impl["bentolite"]])
-            cells = [
-                label,
-                format_value(theirs, digits),
-                format_value(ours, digits),
-                _ratio(ours, theirs),
-            ]
-            lines.append("| " + " | ".join(cells) + " |")
-
-        for concurrency in args.concurrency.get(name, scenario.concurrencies):
-
-            def load(key: str, c: int = concurrency) -> Callable[[Any], float]:
-                return lambda r: r.loads[c][key] if c in r.loads else float("nan")
-
-            row(f"c={concurrency} req/s", 1, load("requests_per_s"))
-            row(f"c={concurrency} p50 ms", 2, load("p50_ms"))
-            row(f"c={concurrency} p90 ms", 2, load("p90_ms"))
-            row(f"c={concurrency} p99 ms", 2, load("p99_ms"))
-            row(f"c={concurrency} errors", 0, load("error_count"))
-        row("cold start s (launch to /readyz 200)", 2, lambda r: r.cold_start_s)
-        row("RSS MiB after ready (all server processes)", 0, lambda r: r.rss_ready_kb / 1024)
-        row("RSS MiB after load", 0, lambda r: r.rss_after_load_kb / 1024)
-        row("server processes", 0, lambda r: r.processes_ready)
-        lines.append("")
-    lines += _target_lines(results)
+        lines += _table(
+            [r for r in records if r.impl == baseline],
+            _bentolite(results, name),
+            (LABELS[baseline], "bentolite", f"bentolite / {LABELS[baseline].split()[0]}"),
+            args.concurrency.get(name, scenario.concurrencies),
+        )
+    for name, v1 in _same_work_pairs(results, scenarios):
+        lines += [f"### bentolite: {name} (new style) against {v1} (v1 path), same work", ""]
+        levels = args.concurrency.get(name, scenarios[name].concurrencies)
+        v1_levels = args.concurrency.get(v1, scenarios[v1].concurrencies)
+        lines += _table(
+            _bentolite(results, v1),
+            _bentolite(results, name),
+            (f"{v1} (v1)", f"{name} (new style)", "new style / v1"),
+            [c for c in levels if c in v1_levels],
+        )
+    lines += _target_lines(results, scenarios)
     return "\n".join(lines)
+
+
+def _table(
+    theirs: list[Any], ours: list[Any], headers: tuple[str, str, str], levels: Iterable[int]
+) -> list[str]:
+    """Rows of medians for two sets of runs and their ratio ``ours / theirs``."""
+    lines = [f"| metric | {' | '.join(headers)} |", "|---|---:|---:|---:|"]
+
+    def row(label: str, digits: int, pick: Callable[[Any], float]) -> None:
+        a = _median([pick(r) for r in theirs])
+        b = _median([pick(r) for r in ours])
+        cells = [label, format_value(a, digits), format_value(b, digits), _ratio(b, a)]
+        lines.append("| " + " | ".join(cells) + " |")
+
+    for concurrency in levels:
+
+        def load(key: str, c: int = concurrency) -> Callable[[Any], float]:
+            return lambda r: r.loads[c][key] if c in r.loads else float("nan")
+
+        row(f"c={concurrency} req/s", 1, load("requests_per_s"))
+        row(f"c={concurrency} p50 ms", 2, load("p50_ms"))
+        row(f"c={concurrency} p90 ms", 2, load("p90_ms"))
+        row(f"c={concurrency} p99 ms", 2, load("p99_ms"))
+        row(f"c={concurrency} errors", 0, load("error_count"))
+    row("cold start s (launch to /readyz 200)", 2, lambda r: r.cold_start_s)
+    row("RSS MiB after ready (all server processes)", 0, lambda r: r.rss_ready_kb / 1024)
+    row("RSS MiB after load", 0, lambda r: r.rss_after_load_kb / 1024)
+    row("server processes", 0, lambda r: r.processes_ready)
+    lines.append("")
+    return lines
