@@ -1,18 +1,20 @@
 """Batching scenario, new style: a batchable API on the root service over ``BatchModel``.
 
-Each request is ``{"rows": [[64 floats]]}`` (one row). The parameter is ``List[List[float]]``
-converted with ``np.asarray`` in the method, so the same code runs on BentoML 1.4 and on
-bentolite while bentolite's typed IO is JSON-only (an ``np.ndarray`` parameter needs it).
-The batcher concatenates the callers' lists into one and splits the returned list back.
+Each request is ``{"rows": [[64 floats]]}`` (one row), typed as BentoML 1.4 documents it:
+``Annotated[np.ndarray, Shape((-1, 64)), DType("float32")]``. The batcher concatenates the
+callers' arrays along dimension 0 and splits the returned array back.
 """
 
 from __future__ import annotations
 
-from typing import List
+from typing import Annotated
 
 import numpy as np
 from _impl import bentoml
 from numpy_model import FEATURES, BatchModel
+
+DType = bentoml.validators.DType
+Shape = bentoml.validators.Shape
 
 __all__ = ["BatchedModel"]
 
@@ -25,7 +27,8 @@ class BatchedModel:
         self.model = BatchModel()
 
     @bentoml.api(batchable=True, batch_dim=0, max_batch_size=64, max_latency_ms=60000)
-    def predict(self, rows: List[List[float]]) -> List[float]:
+    def predict(
+        self, rows: Annotated[np.ndarray, Shape((-1, FEATURES)), DType("float32")]
+    ) -> np.ndarray:
         """Score each row."""
-        x = np.asarray(rows, dtype=np.float32).reshape(-1, FEATURES)
-        return self.model.predict(x).tolist()
+        return self.model.predict(rows)

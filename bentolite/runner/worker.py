@@ -205,6 +205,9 @@ class RunnerWorker:
         # a runnable that calls other runners (a new-style service's dependencies) may
         # block on them: never on the loop thread
         self._may_inline = not getattr(runner, "dependencies", ())
+        # unbatched sync calls skip the batch queue and its per-call deadline (new-style
+        # services, as in BentoML 1.2+); v1 runners queue them (max_latency_ms applies)
+        self._direct = getattr(runner, "direct_calls", False)
 
     def load(self) -> None:
         """Build the Runnable (in the model thread that will call it)."""
@@ -225,6 +228,16 @@ class RunnerWorker:
                 method_name=method.name, limits=method.limits,
                 on_batch=metrics.observer(method.name) if metrics else None,
                 model_lock=model_lock)
+
+    async def _run_direct(self, method_name: str, args: tuple[Any, ...],
+                          kwargs: dict[str, Any]) -> Any:
+        """A sync call straight to the model thread, without the batch queue."""
+        func = functools.partial(getattr(self._instance, method_name), *args, **kwargs)
+        self._model_jobs += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, func)
+        finally:
+            self._model_jobs -= 1
 
     def run_now(self, method_name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Call a method at once, unbatched, from a thread with no event loop (scripts)."""
@@ -336,9 +349,12 @@ class RunnerWorker:
         if method is None:
             raise BentoMLException(
                 f"runner {self.runner.name!r} has no method {method_name!r}")
-        if method.config.is_async and not method.config.batchable:
-            # concurrent calls overlap on the loop, as BentoML runs an async API
-            future = asyncio.ensure_future(getattr(self._instance, method_name)(*args, **kwargs))
+        if not method.config.batchable and (method.config.is_async or self._direct):
+            if method.config.is_async:  # concurrent calls overlap on the loop, as in BentoML
+                future = asyncio.ensure_future(
+                    getattr(self._instance, method_name)(*args, **kwargs))
+            else:
+                future = asyncio.ensure_future(self._run_direct(method_name, args, kwargs))
             if tracing.ACTIVE:
                 tracing.trace_runner_call(future, self.runner.name, method_name, trace)
             return future

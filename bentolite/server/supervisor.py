@@ -22,6 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import yaml
 
 from ..exceptions import BentoMLException
@@ -29,7 +30,7 @@ from ..exceptions import BentoMLException
 if TYPE_CHECKING:  # pragma: no cover
     from ..runner.process import ManagedProcess, RunnerWorkerGroup
 
-__all__ = ["Supervisor", "serve_production", "bind_socket", "plan_runners", "EXIT_START_FAILED"]
+__all__ = ["Plan", "Supervisor", "serve_production", "bind_socket", "plan_runners", "EXIT_START_FAILED"]
 
 logger = logging.getLogger("bentolite.supervisor")
 
@@ -52,11 +53,29 @@ def bind_socket(host: str, port: int, backlog: int) -> socket.socket:
     return sock
 
 
+@attrs.frozen
+class Plan:
+    """What the supervisor starts for a service.
+
+    Attributes:
+        runners: runner name -> {worker index: env} for the runners that need workers here.
+        api_workers: how many API workers (``--api-workers``, else a new-style root
+            service's own ``workers``, else 1).
+        api_env: the env of each API worker, beyond the supervisor's (a new-style root's
+            ``resources``: thread limits, GPUs); empty for a v1 service.
+    """
+
+    runners: dict[str, dict[int, dict[str, str]]]
+    api_workers: int
+    api_env: list[dict[str, str]] = attrs.field(factory=list)
+
+    def env_of_api_worker(self, index: int) -> dict[str, str]:
+        return self.api_env[index % len(self.api_env)] if self.api_env else {}
+
+
 def plan_runners(target: str, working_dir: str, api_workers: int | None,
-                 remote: set[str]) -> tuple[dict[str, dict[int, dict[str, str]]], int]:
-    """Runner name -> {worker index: env} for the runners of ``target`` that need workers
-    here, and the number of API workers (``api_workers``, else the service's own ``workers``
-    for a new-style root service, else 1).
+                 remote: set[str]) -> Plan:
+    """The :class:`Plan` for ``target`` (runners in ``remote`` get no workers here).
 
     The service is loaded, and its deployment hooks run, in a forked child that reports back
     over a pipe and exits: the supervisor itself stays small (about 25 MiB less with a numpy
@@ -76,8 +95,8 @@ def plan_runners(target: str, working_dir: str, api_workers: int | None,
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, signal.SIG_DFL)
             try:
-                plans, count = _plan(target, working_dir, api_workers, remote)
-                reply: dict[str, Any] = {"plans": plans, "api_workers": count}
+                reply: dict[str, Any] = {
+                    "plan": attrs.asdict(_plan(target, working_dir, api_workers, remote))}
                 code = 0
             except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent
                 reply = {"error": _describe_load_error(exc)}
@@ -97,21 +116,26 @@ def plan_runners(target: str, working_dir: str, api_workers: int | None,
     reply = json.loads(text)
     if "error" in reply:
         raise BentoMLException(reply["error"])
-    return ({name: {int(i): env for i, env in workers.items()}
-             for name, workers in reply["plans"].items()}, reply["api_workers"])
+    plan = reply["plan"]
+    plan["runners"] = {name: {int(i): env for i, env in workers.items()}
+                       for name, workers in plan["runners"].items()}
+    return Plan(**plan)
 
 
-def _plan(target: str, working_dir: str, api_workers: int | None,
-          remote: set[str]) -> tuple[dict[str, dict[int, dict[str, str]]], int]:
+def _plan(target: str, working_dir: str, api_workers: int | None, remote: set[str]) -> Plan:
     from ..services.loader import load
 
     service = load(target, working_dir)
     for hook in service.deployment_hooks:  # once per deployment, before any worker
         hook()
     count = api_workers or getattr(service, "api_workers", None) or 1
-    return ({runner.name: runner.scheduled_workers(reserved_cpus=count)
-             for runner in service.runners if not runner.embedded and runner.name not in remote},
-            count)
+    runners = {runner.name: runner.scheduled_workers(reserved_cpus=count)
+               for runner in service.runners if not runner.embedded and runner.name not in remote}
+    # a new-style root runs embedded in the API workers: they get its resources' env
+    api_env = [env for runner in service.runners if runner.embedded
+               and getattr(runner, "definition", None) is not None
+               for env in runner.scheduled_workers().values()]
+    return Plan(runners, count, api_env)
 
 
 def _describe_load_error(exc: BaseException) -> str:
@@ -190,9 +214,9 @@ class Supervisor:
 
     async def start(self) -> None:
         """Run dir, runner workers, the shared socket and the API workers."""
-        plans, self.api_worker_count = await asyncio.to_thread(
-            plan_runners, self.target, self.working_dir, self.api_worker_count,
-            set(self.remote_runners))
+        plan = await asyncio.to_thread(plan_runners, self.target, self.working_dir,
+                                       self.api_worker_count, set(self.remote_runners))
+        self.api_worker_count = plan.api_workers
         self.sock = bind_socket(self.host, self.port, self.backlog)  # port taken: fail first
         self.port = self.sock.getsockname()[1]
         self.run_dir = Path(tempfile.mkdtemp(prefix="bentolite-"))
@@ -202,9 +226,10 @@ class Supervisor:
         runner_map: dict[str, list[str]] = dict(self.remote_runners)
         starting = self._starting
         starting += [await self._start_group(name, workers, prometheus_dir, runner_map)
-                     for name, workers in plans.items()]
+                     for name, workers in plan.runners.items()]
         for index in range(self.api_worker_count):
-            await self._start_api_worker(index, runner_map, config_path, prometheus_dir)
+            await self._start_api_worker(index, runner_map, config_path, prometheus_dir,
+                                         plan.env_of_api_worker(index))
         # Runners load while the API workers already answer /readyz (503 naming them).
         # Starts still pending at a stop are cancelled by stop(), after the API workers drain.
         stop_waiter = asyncio.ensure_future(self._stop.wait())
@@ -255,7 +280,8 @@ class Supervisor:
         return task
 
     async def _start_api_worker(self, index: int, runner_map: dict[str, list[str]],
-                                config_path: str, prometheus_dir: Path) -> None:
+                                config_path: str, prometheus_dir: Path,
+                                extra_env: dict[str, str]) -> None:
         from ..runner.process import ManagedProcess
         from ..runner.worker import PARENT_PID_ENV
 
@@ -270,7 +296,7 @@ class Supervisor:
                 # runner workers), so no worker answers "runners still starting" after
                 # another has said ready
                 "--listen-when-ready"]
-        env = dict(os.environ)
+        env = {**os.environ, **extra_env}
         env["BENTOLITE_CONFIG"] = config_path
         env[PARENT_PID_ENV] = str(os.getpid())
         env.pop("BENTOLITE_CONFIG_OPTIONS", None)

@@ -13,6 +13,7 @@ import asyncio
 import inspect
 import logging
 import math
+import os
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -41,8 +42,8 @@ async def _await(awaitable: Any) -> Any:
 
 
 class ServiceStrategy(Strategy):
-    """``workers`` processes; ``resources.gpu`` GPUs each (``CUDA_VISIBLE_DEVICES``) and
-    ``resources.cpu`` threads each, as BentoML's allocator gives a service."""
+    """``workers`` processes; ``resources.gpu`` GPUs each (``CUDA_VISIBLE_DEVICES``, round
+    robin over the machine's) and ``resources.cpu`` threads each (thread-count variables)."""
 
     @classmethod
     def get_worker_count(cls, runnable_class: type, resource_request: Any,
@@ -55,7 +56,9 @@ class ServiceStrategy(Strategy):
         resources = runnable_class.service.resources  # type: ignore[attr-defined]
         env: dict[str, str] = {}
         wanted = resources.get("gpu")
-        if wanted:
+        # as BentoML: no request leaves the GPUs as they are, and so does a
+        # CUDA_VISIBLE_DEVICES the user set for the whole server
+        if wanted and "CUDA_VISIBLE_DEVICES" not in os.environ:
             gpus = NvidiaGpuResource.from_system()
             per_worker = max(1, math.ceil(float(wanted)))
             if len(gpus) < per_worker:
@@ -68,8 +71,6 @@ class ServiceStrategy(Strategy):
                 start = (worker_index * per_worker) % len(gpus)
                 env["CUDA_VISIBLE_DEVICES"] = ",".join(
                     str(gpus[(start + i) % len(gpus)]) for i in range(per_worker))
-        else:
-            env["CUDA_VISIBLE_DEVICES"] = "-1"
         if resources.get("cpu"):
             from ..runner.strategy import CpuResource
 
@@ -80,6 +81,9 @@ class ServiceStrategy(Strategy):
 
 class ServiceRunner(Runner):
     """The runner that serves one new-style service."""
+
+    #: unbatched sync methods go straight to the model thread (see RunnerWorker)
+    direct_calls = True
 
     def __init__(self, definition: ServiceDefinition[Any]) -> None:
         self.definition = definition

@@ -28,7 +28,7 @@ def _note(event: str) -> None:
             log.write(f"{event} {os.getpid()}\n")
 
 
-@bentoml.service(workers=2)
+@bentoml.service(workers=2, resources={"cpu": 1})
 class Mixed:
     doubler = bentoml.depends(DoublerService)
 

@@ -140,3 +140,36 @@ def test_legacy_namespace_is_the_v1_api() -> None:
 
     assert bentoml.legacy.Service is Service and bentoml.legacy.Runner is Runner
     assert bentoml.legacy.Runnable is bentoml.Runnable and bentoml.legacy.io is bentoml.io
+
+
+def test_service_strategy_gives_workers_and_resources(caplog: pytest.LogCaptureFixture,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from bentolite.runner.strategy import NvidiaGpuResource
+    from bentolite.services.engine import service_runner
+
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+
+    @bentoml.service(workers=3, resources={"cpu": "2"})
+    class Threads:
+        @bentoml.api
+        def hi(self) -> str:
+            return "hi"
+
+    @bentoml.service(resources={"gpu": 1})
+    class Gpu:
+        @bentoml.api
+        def hi(self) -> str:
+            return "hi"
+
+    envs = service_runner(Threads).scheduled_workers()
+    assert sorted(envs) == [0, 1, 2]
+    assert all(env["OMP_NUM_THREADS"] == "2" and "CUDA_VISIBLE_DEVICES" not in env
+               for env in envs.values())
+    gpus = NvidiaGpuResource.from_system()
+    with caplog.at_level(logging.WARNING, logger="bentolite.services"):
+        env = service_runner(Gpu).scheduled_workers()[0]
+    if gpus:
+        assert env["CUDA_VISIBLE_DEVICES"] == str(gpus[0])
+    else:  # asked for a GPU on a machine without one: CPU, and a warning that says so
+        assert env["CUDA_VISIBLE_DEVICES"] == "-1"
+        assert "asks for 1 GPU(s) per worker; this machine has 0" in caplog.text

@@ -146,6 +146,9 @@ def test_a_v1_runner_as_a_dependency_with_two_api_workers_and_hooks(tmp_path: Pa
                  "both API workers' startup hooks", cmd)
         runner_pids = _worker_pids(cmd, "doubler")
         assert runner_pids  # the v1 runner keeps its own worker processes
+        for pid in api_pids:  # the root's resources={"cpu": 1} apply to the API workers
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            assert b"OMP_NUM_THREADS=1" in environ
 
         def call(xs: list[int]) -> Any:
             reply = cmd.post_json("/double", {"xs": xs})
