@@ -27,7 +27,6 @@ from ..runner.runnable import Runnable
 from ..tag import TagLike
 
 __all__ = [
-    "FRAMEWORKS",
     "Framework",
     "require",
     "package_version",
@@ -37,12 +36,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-FRAMEWORKS = (
-    "picklable_model", "pytorch", "transformers", "xgboost", "easyocr", "sklearn",
-    "onnx", "lightgbm", "torchscript", "catboost",
-)
-
 
 def require(module: str, extra: str) -> ModuleType:
     """Import ``module`` or raise an error naming the pip extra that provides it."""
