@@ -27,7 +27,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from .services.loader import load
     from .services.service import Service
 
-_FRAMEWORKS = ("picklable_model", "pytorch", "transformers", "xgboost", "easyocr", "sklearn")
+_FRAMEWORKS = (
+    "picklable_model", "pytorch", "transformers", "xgboost", "easyocr", "sklearn",
+    "onnx", "lightgbm", "torchscript", "catboost",
+)
 
 #: public name -> (module, attribute or None for the module itself)
 _LAZY: dict[str, tuple[str, str | None]] = {

@@ -3,8 +3,8 @@
 Each builder imports its framework when called, so ``import bentolite.testing`` stays light.
 The models are trained for a few steps on :data:`TINY_CORPUS`; they are not good at anything,
 but they are the real classes (a GPT-2 text-generation pipeline, a BERT text-classification
-pipeline, a torch MLP, an xgboost Booster), so saving, loading and serving them exercises the
-same code as full-size models.
+pipeline, a torch MLP, boosted trees of xgboost, LightGBM and CatBoost, an ONNX graph), so
+saving, loading and serving them exercises the same code as full-size models.
 """
 from __future__ import annotations
 
@@ -18,6 +18,10 @@ __all__ = [
     "tiny_bert_pipeline",
     "tiny_torch_mlp",
     "tiny_xgboost_booster",
+    "tiny_features",
+    "tiny_onnx_model",
+    "tiny_lightgbm_booster",
+    "tiny_catboost_regressor",
     "offline_easyocr_reader",
     "render_text_image",
 ]
@@ -181,15 +185,79 @@ def tiny_torch_mlp(seed: int = 0, n_features: int = 4, n_outputs: int = 2) -> An
 
 def tiny_xgboost_booster(seed: int = 0, n_rows: int = 64, n_features: int = 4, rounds: int = 5) -> tuple[Any, Any]:
     """``(booster, X)``: a small regression Booster and the float32 features it was trained on."""
-    import numpy as np
     import xgboost as xgb
+
+    features, target = tiny_features(seed, n_rows, n_features)
+    params = {"max_depth": 2, "eta": 0.5, "nthread": 1, "seed": seed, "objective": "reg:squarederror"}
+    booster = xgb.train(params, xgb.DMatrix(features, label=target), num_boost_round=rounds)
+    return booster, features
+
+
+def tiny_features(seed: int = 0, n_rows: int = 64, n_features: int = 4) -> tuple[Any, Any]:
+    """``(X, y)``: seeded float32 features and a noisy linear target, for the tree builders."""
+    import numpy as np
 
     rng = np.random.default_rng(seed)
     features = rng.normal(size=(n_rows, n_features)).astype(np.float32)
     target = features @ np.arange(1, n_features + 1, dtype=np.float32) + rng.normal(scale=0.1, size=n_rows)
-    params = {"max_depth": 2, "eta": 0.5, "nthread": 1, "seed": seed, "objective": "reg:squarederror"}
-    booster = xgb.train(params, xgb.DMatrix(features, label=target), num_boost_round=rounds)
-    return booster, features
+    return features, target
+
+
+def tiny_lightgbm_booster(seed: int = 0, rounds: int = 5) -> tuple[Any, Any]:
+    """``(booster, X)``: a small LightGBM regression Booster and its float32 features."""
+    import lightgbm as lgb
+
+    features, target = tiny_features(seed)
+    params = {"objective": "regression", "num_leaves": 4, "min_data_in_leaf": 4, "num_threads": 1,
+              "seed": seed, "verbose": -1}
+    return lgb.train(params, lgb.Dataset(features, label=target), num_boost_round=rounds), features
+
+
+def tiny_catboost_regressor(seed: int = 0, rounds: int = 5) -> tuple[Any, Any]:
+    """``(model, X)``: a small fitted ``catboost.CatBoostRegressor`` and its float32 features."""
+    import catboost
+
+    features, target = tiny_features(seed)
+    model = catboost.CatBoostRegressor(
+        iterations=rounds, depth=2, random_seed=seed, thread_count=1, verbose=False, allow_writing_files=False
+    )
+    return model.fit(features, target), features
+
+
+def tiny_onnx_model(seed: int = 0, n_features: int = 4, n_outputs: int = 2) -> Any:
+    """An ``onnx.ModelProto``: ``y = x @ W + b`` for float32 ``x`` of shape ``(N, n_features)``,
+    and a second output ``rows`` (``(N, n_features)``, every value ``N``): the size of the batch
+    each row ran in, so tests can see batching."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    weights = numpy_helper.from_array(rng.normal(size=(n_features, n_outputs)).astype(np.float32), "W")
+    bias = numpy_helper.from_array(rng.normal(size=(n_outputs,)).astype(np.float32), "b")
+    one = numpy_helper.from_array(np.ones((1,), dtype=np.float32), "one")
+    axis0 = numpy_helper.from_array(np.zeros((1,), dtype=np.int64), "axis0")
+    nodes = [
+        helper.make_node("MatMul", ["x", "W"], ["xw"]),
+        helper.make_node("Add", ["xw", "b"], ["y"]),
+        helper.make_node("Sub", ["x", "x"], ["zeros"]),
+        helper.make_node("Add", ["zeros", "one"], ["ones"]),
+        helper.make_node("ReduceSum", ["ones", "axis0"], ["count"], keepdims=1),
+        helper.make_node("Mul", ["ones", "count"], ["rows"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "tiny_linear",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", n_features])],
+        [
+            helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", n_outputs]),
+            helper.make_tensor_value_info("rows", TensorProto.FLOAT, ["N", n_features]),
+        ],
+        initializer=[weights, bias, one, axis0],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
+    onnx.checker.check_model(model)
+    return model
 
 
 def offline_easyocr_reader(lang_list: tuple[str, ...] = ("en",), gpu: bool = False) -> Any:

@@ -21,7 +21,7 @@ if [ ! -f "$VENV/.complete" ]; then
   exec 9>"$VENV_HOME/.peer-$NAME.lock"
   flock 9
   if [ ! -f "$VENV/.complete" ]; then
-    echo "[peer] creating $VENV (about 30 s)" >&2
+    echo "[peer] creating $VENV (a minute or more)" >&2
     start_s=$SECONDS
     rm -rf "$VENV"
     "$PYTHON" -m venv "$VENV"

@@ -1,7 +1,7 @@
 import subprocess
 import sys
 
-HEAVY = ["torch", "transformers", "xgboost", "easyocr", "pandas"]
+HEAVY = ["torch", "transformers", "xgboost", "easyocr", "pandas", "onnx", "onnxruntime", "lightgbm", "catboost"]
 
 
 def test_import_bentolite_stays_light():

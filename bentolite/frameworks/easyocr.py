@@ -13,12 +13,11 @@ from typing import Any, Mapping, Sequence
 import attrs
 
 from ..exceptions import BentoMLException
-from ..models import Model, create
-from ..models.model import ModelContext
+from ..models import Model
 from ..models.model import ModelOptions as _BaseOptions
 from ..runner.runnable import Runnable
 from ..tag import TagLike
-from . import build_runnable, get_model, package_version, require, warn_on_version_change
+from . import Framework, build_runnable
 from ._device import torch_device
 
 __all__ = [
@@ -61,19 +60,15 @@ class EasyOCROptions(_BaseOptions):
 
 
 ModelOptions = EasyOCROptions
-
-
-def _easyocr() -> ModuleType:
-    return require("easyocr", EXTRA)
-
-
-def _versions() -> dict[str, str]:
-    return {"easyocr": package_version("easyocr")}
+FRAMEWORK = Framework(
+    MODULE_NAME, API_VERSION, "easyocr", DEFAULT_SIGNATURES, library="easyocr", extra=EXTRA,
+    options=EasyOCROptions,
+)
 
 
 def get(tag_like: TagLike) -> Model:
     """The stored model ``tag_like``, checked to be an easyocr model."""
-    return get_model(tag_like, MODULE_NAME)
+    return FRAMEWORK.get(tag_like)
 
 
 def _flag(value: Any) -> bool:
@@ -130,7 +125,7 @@ def save_model(
     ``lang_list`` and ``recog_network`` are what the Reader was created with; ``lang_list``
     may be left out for an English-only reader.
     """
-    easyocr = _easyocr()
+    easyocr = FRAMEWORK.lib()
     from easyocr.config import detection_models
 
     if not isinstance(reader, easyocr.Reader):
@@ -153,18 +148,9 @@ def save_model(
     if has_recognizer:
         recognizer_weights, network_files = _recognizer_files(reader, recog_network)
         weights += recognizer_weights
-    context = ModelContext(framework_name="easyocr", framework_versions=_versions())
-    with create(
-        name,
-        module=MODULE_NAME,
-        api_version=API_VERSION,
-        signatures=DEFAULT_SIGNATURES if signatures is None else signatures,
-        labels=labels,
-        options=options,
-        custom_objects=custom_objects,
-        external_modules=external_modules,
-        metadata=metadata,
-        context=context,
+    with FRAMEWORK.create(
+        name, signatures=signatures, labels=labels, custom_objects=custom_objects,
+        external_modules=external_modules, metadata=metadata, options=options,
     ) as bento_model:
         for folder, source_dir, files in (
             (WEIGHTS_DIR, reader.model_storage_directory, weights),
@@ -186,9 +172,8 @@ def load_model(bento_model: TagLike | Model, *, gpu: bool | str | None = None) -
     """
     import cloudpickle
 
-    easyocr = _easyocr()
-    model = get_model(bento_model, MODULE_NAME)
-    warn_on_version_change(model, _versions())
+    easyocr = FRAMEWORK.lib()
+    model = FRAMEWORK.resolve(bento_model)
     if model.info.api_version == "v1":  # BentoML 1.1: a cloudpickled Reader
         with open(model.path_of(V1_MODEL_FILENAME), "rb") as fh:
             return cloudpickle.load(fh)

@@ -4,12 +4,11 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any, Mapping, Sequence
 
-from ..models import Model, create
-from ..models.model import ModelContext
+from ..models import Model
 from ..models.model import PartialKwargsModelOptions as ModelOptions
 from ..runner.runnable import Runnable
 from ..tag import TagLike
-from . import build_runnable, get_model, package_version, warn_on_version_change
+from . import Framework, build_runnable, package_version
 
 __all__ = ["save_model", "load_model", "get", "get_runnable", "ModelOptions", "MODULE_NAME"]
 
@@ -17,19 +16,22 @@ MODULE_NAME = "bentoml.picklable_model"
 API_VERSION = "v1"
 MODEL_FILENAME = "saved_model.pkl"
 DEFAULT_SIGNATURES = {"__call__": {"batchable": False}}
+FRAMEWORK = Framework(
+    MODULE_NAME, API_VERSION, "cloudpickle", DEFAULT_SIGNATURES, options=ModelOptions,
+    versions=lambda: {"cloudpickle": package_version("cloudpickle")},
+)
 
 
 def get(tag_like: TagLike) -> Model:
     """The stored model ``tag_like``, checked to be a picklable_model."""
-    return get_model(tag_like, MODULE_NAME)
+    return FRAMEWORK.get(tag_like)
 
 
 def load_model(bento_model: TagLike | Model) -> Any:
     """Unpickle the saved object."""
     import cloudpickle
 
-    model = get_model(bento_model, MODULE_NAME)
-    warn_on_version_change(model, {"cloudpickle": package_version("cloudpickle")})
+    model = FRAMEWORK.resolve(bento_model)
     with open(model.path_of(MODEL_FILENAME), "rb") as fh:
         return cloudpickle.load(fh)
 
@@ -47,21 +49,9 @@ def save_model(
     """Save ``model`` (any cloudpickle-able object) to the store and return it."""
     import cloudpickle
 
-    context = ModelContext(
-        framework_name="cloudpickle",
-        framework_versions={"cloudpickle": package_version("cloudpickle")},
-    )
-    with create(
-        name,
-        module=MODULE_NAME,
-        api_version=API_VERSION,
-        signatures=DEFAULT_SIGNATURES if signatures is None else signatures,
-        labels=labels,
-        options=ModelOptions(),
-        custom_objects=custom_objects,
-        external_modules=external_modules,
-        metadata=metadata,
-        context=context,
+    with FRAMEWORK.create(
+        name, signatures=signatures, labels=labels, custom_objects=custom_objects,
+        external_modules=external_modules, metadata=metadata,
     ) as bento_model:
         with open(bento_model.path_of(MODEL_FILENAME), "wb") as fh:
             cloudpickle.dump(model, fh)

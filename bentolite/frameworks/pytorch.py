@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 from types import ModuleType
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
-from ..models import Model, create
-from ..models.model import ModelContext
+from ..models import Model
 from ..models.model import PartialKwargsModelOptions as ModelOptions
 from ..runner.runnable import Runnable
 from ..tag import TagLike
-from . import build_runnable, get_model, package_version, require, warn_on_version_change
+from . import Framework, build_runnable
 from ._device import torch_device
 
 __all__ = [
@@ -21,6 +20,7 @@ __all__ = [
     "get",
     "get_runnable",
     "to_tensor",
+    "torch_runnable",
 ]
 
 MODULE_NAME = "bentoml.pytorch"
@@ -28,26 +28,20 @@ API_VERSION = "v1"
 MODEL_FILENAME = "saved_model.pt"
 EXTRA = "pytorch"
 DEFAULT_SIGNATURES = {"__call__": {"batchable": False}}
-
-
-def _torch() -> ModuleType:
-    return require("torch", EXTRA)
-
-
-def _versions() -> dict[str, str]:
-    return {"torch": package_version("torch")}
+FRAMEWORK = Framework(
+    MODULE_NAME, API_VERSION, "torch", DEFAULT_SIGNATURES, library="torch", extra=EXTRA, options=ModelOptions
+)
 
 
 def get(tag_like: TagLike) -> Model:
     """The stored model ``tag_like``, checked to be a pytorch model."""
-    return get_model(tag_like, MODULE_NAME)
+    return FRAMEWORK.get(tag_like)
 
 
 def load_model(bento_model: TagLike | Model, device_id: str = "cpu") -> Any:
     """Load the saved module onto ``device_id`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``...)."""
-    torch = _torch()
-    model = get_model(bento_model, MODULE_NAME)
-    warn_on_version_change(model, _versions())
+    torch = FRAMEWORK.lib()
+    model = FRAMEWORK.resolve(bento_model)
     # cloudpickle writes standard pickles, so torch's default unpickler reads them back.
     # torch>=2.6 defaults to weights_only=True, which cannot restore a whole module.
     return torch.load(model.path_of(MODEL_FILENAME), map_location=device_id, weights_only=False)
@@ -64,23 +58,14 @@ def save_model(
     metadata: Mapping[str, Any] | None = None,
 ) -> Model:
     """Save a ``torch.nn.Module`` (the whole module, pickled with cloudpickle)."""
-    torch = _torch()
+    torch = FRAMEWORK.lib()
     import cloudpickle
 
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"Given model ({model!r}) is not a torch.nn.Module.")
-    context = ModelContext(framework_name="torch", framework_versions=_versions())
-    with create(
-        name,
-        module=MODULE_NAME,
-        api_version=API_VERSION,
-        signatures=DEFAULT_SIGNATURES if signatures is None else signatures,
-        labels=labels,
-        options=ModelOptions(),
-        custom_objects=custom_objects,
-        external_modules=external_modules,
-        metadata=metadata,
-        context=context,
+    with FRAMEWORK.create(
+        name, signatures=signatures, labels=labels, custom_objects=custom_objects,
+        external_modules=external_modules, metadata=metadata,
     ) as bento_model:
         torch.save(model, bento_model.path_of(MODEL_FILENAME), pickle_module=cloudpickle)
     return bento_model
@@ -92,7 +77,7 @@ def to_tensor(value: Any, device: str) -> Any:
     numpy arrays and pandas DataFrames keep their dtype, except float64, which becomes
     float32 (torch's default, what module weights use). BentoML 1.1 cast everything to float32.
     """
-    torch = _torch()
+    torch = FRAMEWORK.lib()
     import numpy as np
 
     if isinstance(value, torch.Tensor):
@@ -106,8 +91,9 @@ def to_tensor(value: Any, device: str) -> Any:
     return value
 
 
-def get_runnable(bento_model: Model) -> type[Runnable]:
-    """A Runnable running the module under ``torch.inference_mode()`` on its assigned device."""
+def torch_runnable(bento_model: Model, load_model: Callable[..., Any], name: str) -> type[Runnable]:
+    """A Runnable running a torch module (``load_model(bento_model, device_id=...)``) under
+    ``torch.inference_mode()`` on its assigned device; array arguments become tensors there."""
 
     def load(self: Runnable) -> Any:
         self.device = torch_device()
@@ -116,7 +102,7 @@ def get_runnable(bento_model: Model) -> type[Runnable]:
         return module
 
     def call(self: Runnable, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        torch = _torch()
+        torch = FRAMEWORK.lib()
         partial = bento_model.info.options.partial_kwargs.get(method, {})
         with torch.inference_mode():
             tensors = [to_tensor(arg, self.device) for arg in args]
@@ -125,9 +111,14 @@ def get_runnable(bento_model: Model) -> type[Runnable]:
 
     return build_runnable(
         bento_model,
-        name="PytorchModelRunnable",
+        name=name,
         load=load,
         call=call,
         supported_resources=("nvidia.com/gpu", "cpu"),
         multi_threading=True,
     )
+
+
+def get_runnable(bento_model: Model) -> type[Runnable]:
+    """A Runnable running the module under ``torch.inference_mode()`` on its assigned device."""
+    return torch_runnable(bento_model, load_model, "PytorchModelRunnable")

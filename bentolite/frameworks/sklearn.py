@@ -4,11 +4,11 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any, Mapping, Sequence
 
-from ..models import Model, create
-from ..models.model import ModelContext, ModelOptions
+from ..models import Model
+from ..models.model import ModelOptions
 from ..runner.runnable import Runnable
 from ..tag import TagLike
-from . import build_runnable, get_model, package_version, require, warn_on_version_change
+from . import Framework, build_runnable, package_version
 
 __all__ = ["save_model", "load_model", "get", "get_runnable", "ModelOptions", "MODULE_NAME"]
 
@@ -17,20 +17,22 @@ API_VERSION = "v1"
 MODEL_FILENAME = "saved_model.pkl"
 EXTRA = "sklearn"
 DEFAULT_SIGNATURES = {"predict": {"batchable": False}}
+FRAMEWORK = Framework(
+    MODULE_NAME, API_VERSION, "sklearn", DEFAULT_SIGNATURES, library="sklearn", extra=EXTRA,
+    versions=lambda: {"scikit-learn": package_version("scikit-learn")},
+)
 
 
 def get(tag_like: TagLike) -> Model:
     """The stored model ``tag_like``, checked to be a sklearn model."""
-    return get_model(tag_like, MODULE_NAME)
+    return FRAMEWORK.get(tag_like)
 
 
 def load_model(bento_model: TagLike | Model) -> Any:
     """The saved estimator (``joblib.load``)."""
-    require("sklearn", EXTRA)
     import joblib
 
-    model = get_model(bento_model, MODULE_NAME)
-    warn_on_version_change(model, {"scikit-learn": package_version("scikit-learn")})
+    model = FRAMEWORK.resolve(bento_model)
     return joblib.load(model.path_of(MODEL_FILENAME))
 
 
@@ -45,22 +47,12 @@ def save_model(
     metadata: Mapping[str, Any] | None = None,
 ) -> Model:
     """Save a fitted estimator or pipeline (``joblib.dump``) to the store and return it."""
-    require("sklearn", EXTRA)
+    FRAMEWORK.lib()
     import joblib
 
-    context = ModelContext(framework_name="sklearn",
-                           framework_versions={"scikit-learn": package_version("scikit-learn")})
-    with create(
-        name,
-        module=MODULE_NAME,
-        api_version=API_VERSION,
-        signatures=DEFAULT_SIGNATURES if signatures is None else signatures,
-        labels=labels,
-        options=ModelOptions(),
-        custom_objects=custom_objects,
-        external_modules=external_modules,
-        metadata=metadata,
-        context=context,
+    with FRAMEWORK.create(
+        name, signatures=signatures, labels=labels, custom_objects=custom_objects,
+        external_modules=external_modules, metadata=metadata,
     ) as bento_model:
         joblib.dump(model, bento_model.path_of(MODEL_FILENAME))
     return bento_model

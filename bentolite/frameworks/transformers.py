@@ -9,12 +9,11 @@ from typing import Any, Mapping, Sequence
 import attrs
 
 from ..exceptions import BentoMLException
-from ..models import Model, create
-from ..models.model import ModelContext
+from ..models import Model
 from ..models.model import ModelOptions as _BaseOptions
 from ..runner.runnable import Runnable
 from ..tag import TagLike
-from . import build_runnable, get_model, package_version, require, warn_on_version_change
+from . import Framework, build_runnable, package_version
 from ._device import torch_device
 
 __all__ = [
@@ -72,10 +71,6 @@ class TransformersOptions(_BaseOptions):
 ModelOptions = TransformersOptions
 
 
-def _transformers() -> ModuleType:
-    return require("transformers", EXTRA)
-
-
 def _versions() -> dict[str, str]:
     versions = {"transformers": package_version("transformers")}
     for dist in ("torch", "tensorflow", "flax", "jax", "jaxlib"):
@@ -85,9 +80,17 @@ def _versions() -> dict[str, str]:
     return versions
 
 
+# Default signatures depend on the saved object: save_model always passes them.
+FRAMEWORK = Framework(
+    MODULE_NAME, API_VERSION, "transformers", {}, library="transformers", extra=EXTRA,
+    options=TransformersOptions, versions=_versions,
+)
+_transformers = FRAMEWORK.lib
+
+
 def get(tag_like: TagLike) -> Model:
     """The stored model ``tag_like``, checked to be a transformers model."""
-    return get_model(tag_like, MODULE_NAME)
+    return FRAMEWORK.get(tag_like)
 
 
 def _plain_default(default: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -140,8 +143,7 @@ def load_model(bento_model: TagLike | Model, *args: Any, **kwargs: Any) -> Any:
     import cloudpickle
 
     transformers = _transformers()
-    model = get_model(bento_model, MODULE_NAME)
-    warn_on_version_change(model, {"transformers": package_version("transformers")})
+    model = FRAMEWORK.resolve(bento_model)
     options: TransformersOptions = model.info.options
     if os.path.exists(model.path_of(PRETRAINED_PICKLE)):
         with open(model.path_of(PRETRAINED_PICKLE), "rb") as fh:
@@ -285,18 +287,14 @@ def save_model(
             f"{type(obj).__name__} is neither a transformers.Pipeline nor an object with "
             "save_pretrained/from_pretrained"
         )
-    context = ModelContext(framework_name="transformers", framework_versions=_versions())
-    with create(
+    with FRAMEWORK.create(
         name,
-        module=MODULE_NAME,
-        api_version=API_VERSION,
         signatures=_default_signatures(obj) if signatures is None else signatures,
         labels=labels,
-        options=options,
         custom_objects=custom_objects,
         external_modules=external_modules,
         metadata=meta,
-        context=context,
+        options=options,
     ) as bento_model:
         obj.save_pretrained(bento_model.path, **save_kwargs)
         with open(bento_model.path_of(pickle_name), "wb") as fh:

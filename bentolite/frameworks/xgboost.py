@@ -6,13 +6,12 @@ from typing import Any, Mapping, Sequence
 
 import attrs
 
-from ..exceptions import BentoMLException, InvalidArgument
-from ..models import Model, create
-from ..models.model import ModelContext
+from ..exceptions import BentoMLException
+from ..models import Model
 from ..models.model import ModelOptions as _BaseOptions
 from ..runner.runnable import Runnable
 from ..tag import TagLike
-from . import build_runnable, get_model, package_version, require, warn_on_version_change
+from . import Framework, build_runnable, package_version
 from ._device import assigned_gpu, cpu_threads
 
 __all__ = [
@@ -42,27 +41,23 @@ class XGBoostOptions(_BaseOptions):
 
 
 ModelOptions = XGBoostOptions
-
-
-def _xgb() -> ModuleType:
-    return require("xgboost", EXTRA)
-
-
-def _versions() -> dict[str, str]:
-    # The library ships as "xgboost" or "xgboost-cpu"; the module knows its own version.
-    return {"xgboost": getattr(_xgb(), "__version__", None) or package_version("xgboost")}
+FRAMEWORK = Framework(
+    MODULE_NAME, API_VERSION, "xgboost", DEFAULT_SIGNATURES, library="xgboost", extra=EXTRA,
+    options=XGBoostOptions,
+    # The library ships as "xgboost" or "xgboost-cpu"; record it as "xgboost" either way.
+    versions=lambda: {"xgboost": package_version("xgboost", "xgboost-cpu")},
+)
 
 
 def get(tag_like: TagLike) -> Model:
     """The stored model ``tag_like``, checked to be an xgboost model."""
-    return get_model(tag_like, MODULE_NAME)
+    return FRAMEWORK.get(tag_like)
 
 
 def load_model(bento_model: TagLike | Model) -> Any:
     """The saved Booster or sklearn-style model."""
-    xgb = _xgb()
-    model = get_model(bento_model, MODULE_NAME)
-    warn_on_version_change(model, _versions())
+    xgb = FRAMEWORK.lib()
+    model = FRAMEWORK.resolve(bento_model)
     path = model.path_of(MODEL_FILENAME)
     if model.info.api_version == "v1":
         return xgb.Booster(model_file=path)
@@ -88,7 +83,7 @@ def save_model(
     metadata: Mapping[str, Any] | None = None,
 ) -> Model:
     """Save an ``xgboost.Booster`` or ``xgboost.XGBModel`` (``saved_model.ubj``)."""
-    xgb = _xgb()
+    xgb = FRAMEWORK.lib()
     if isinstance(model, xgb.Booster):
         model_class = "Booster"
     elif isinstance(model, xgb.XGBModel):
@@ -97,18 +92,10 @@ def save_model(
             raise TypeError(f"{type(model).__qualname__} is not one of xgboost's model classes")
     else:
         raise TypeError(f"Given model ({model!r}) is not an xgboost.Booster or xgboost.XGBModel.")
-    context = ModelContext(framework_name="xgboost", framework_versions=_versions())
-    with create(
-        name,
-        module=MODULE_NAME,
-        api_version=API_VERSION,
-        signatures=DEFAULT_SIGNATURES if signatures is None else signatures,
-        labels=labels,
+    with FRAMEWORK.create(
+        name, signatures=signatures, labels=labels, custom_objects=custom_objects,
+        external_modules=external_modules, metadata=metadata,
         options=XGBoostOptions(model_class=model_class),
-        custom_objects=custom_objects,
-        external_modules=external_modules,
-        metadata=metadata,
-        context=context,
     ) as bento_model:
         model.save_model(bento_model.path_of(MODEL_FILENAME))
     return bento_model
@@ -118,11 +105,8 @@ def get_runnable(bento_model: Model) -> type[Runnable]:
     """A Runnable predicting with the model on its assigned GPU, or its share of the CPUs."""
 
     def load(self: Runnable) -> Any:
-        xgb = _xgb()
+        xgb = FRAMEWORK.lib()
         model = load_model(bento_model)
-        missing = [m for m in bento_model.info.signatures if not hasattr(model, m)]
-        if missing:
-            raise InvalidArgument(f"{type(model).__name__} has no method(s) {missing} named in signatures")
         self.is_booster = isinstance(model, xgb.Booster)
         booster = model if self.is_booster else model.get_booster()
         if assigned_gpu():
@@ -136,7 +120,7 @@ def get_runnable(bento_model: Model) -> type[Runnable]:
     def call(self: Runnable, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         import numpy as np
 
-        xgb = _xgb()
+        xgb = FRAMEWORK.lib()
         if self.is_booster and args and not isinstance(args[0], xgb.DMatrix):
             args = (xgb.DMatrix(args[0]), *args[1:])
         return np.asarray(getattr(self.model, method)(*args, **kwargs))

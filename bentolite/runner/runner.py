@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, AsyncIterator
 
 import attrs
 
@@ -27,6 +27,19 @@ _METHOD_SETTINGS = ("max_batch_size", "max_latency_ms", "max_wait_ms", "max_queu
 
 def _first_not_none(*values: Any) -> Any:
     return next(v for v in values if v is not None)
+
+
+class _DefaultMethodCall:
+    """``runner.run`` and ``runner.async_run``; not a data descriptor, so a runner method of
+    the same name, set on the instance, takes its place."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, runner: Runner | None, owner: type | None = None) -> Any:
+        if runner is None:
+            return self
+        return getattr(runner._default_method(), self.name)
 
 
 class RunnerMethod:
@@ -195,15 +208,10 @@ class Runner:
             f"runner {self.name!r} has several methods {names} and none is __call__, so it has "
             f"no default run(); call runner.<method>.run(...) e.g. runner.{names[0]}.run(...)")
 
-    @property
-    def run(self) -> Callable[..., Any]:
-        """The default method's ``run`` (the only method, or ``__call__``)."""
-        return self._default_method().run
-
-    @property
-    def async_run(self) -> Callable[..., Any]:
-        """The default method's ``async_run``."""
-        return self._default_method().async_run
+    #: The default method's ``run``/``async_run`` (the only method, or ``__call__``). A method
+    #: named ``run`` (bentolite.onnx's) replaces the shortcut: ``runner.run.run(...)``, as in BentoML.
+    run = _DefaultMethodCall()
+    async_run = _DefaultMethodCall()
 
     # --- lifecycle ------------------------------------------------------------------
 

@@ -10,7 +10,10 @@ from bentolite.testing import (
     offline_easyocr_reader,
     render_text_image,
     tiny_bert_pipeline,
+    tiny_catboost_regressor,
     tiny_gpt2_pipeline,
+    tiny_lightgbm_booster,
+    tiny_onnx_model,
     tiny_torch_mlp,
     tiny_xgboost_booster,
 )
@@ -112,3 +115,48 @@ def ocr_text():
     return OCR_TEXT
 
 
+@pytest.fixture(scope="session")
+def onnx_model():
+    return tiny_onnx_model(seed=3)
+
+
+@pytest.fixture(scope="session")
+def saved_onnx(store_home, onnx_model):
+    return bentolite.onnx.save_model("tiny-onnx", onnx_model, signatures={"run": {"batchable": True}})
+
+
+@pytest.fixture(scope="session")
+def lightgbm_and_data():
+    return tiny_lightgbm_booster(seed=4)
+
+
+@pytest.fixture(scope="session")
+def saved_lightgbm(store_home, lightgbm_and_data):
+    booster, _ = lightgbm_and_data
+    return bentolite.lightgbm.save_model("tiny-lightgbm", booster, signatures={"predict": {"batchable": True}})
+
+
+@pytest.fixture(scope="session")
+def catboost_and_data():
+    return tiny_catboost_regressor(seed=5)
+
+
+@pytest.fixture(scope="session")
+def saved_catboost(store_home, catboost_and_data):
+    model, _ = catboost_and_data
+    return bentolite.catboost.save_model("tiny-catboost", model, signatures={"predict": {"batchable": True}})
+
+
+@pytest.fixture(scope="session")
+def script_mlp(mlp):
+    import torch
+
+    return torch.jit.script(mlp)
+
+
+@pytest.fixture(scope="session")
+def saved_script_mlp(store_home, script_mlp):
+    return bentolite.torchscript.save_model(
+        "tiny-script-mlp", script_mlp, signatures={"__call__": {"batchable": True}},
+        _extra_files={"vocab.txt": "a b c"},
+    )

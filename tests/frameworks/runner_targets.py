@@ -19,6 +19,10 @@ MODELS = {
     "generator_runner": ("transformers", "tiny-gpt2-generation:latest"),
     "ocr_runner": ("easyocr", "tiny-ocr-en:latest"),
     "sklearn_runner": ("sklearn", "iris_clf:latest"),
+    "onnx_runner": ("onnx", "tiny-onnx:latest"),
+    "lightgbm_runner": ("lightgbm", "tiny-lightgbm:latest"),
+    "catboost_runner": ("catboost", "tiny-catboost:latest"),
+    "torchscript_runner": ("torchscript", "tiny-script-mlp:latest"),
 }
 
 _runners: dict[str, Any] = {}

@@ -19,6 +19,10 @@ FRAMEWORKS = {
     "easyocr": ("bentoml.easyocr", "v2", "easyocr", "easyocr"),
     "picklable_model": ("bentoml.picklable_model", "v1", None, None),
     "sklearn": ("bentoml.sklearn", "v1", "sklearn", "sklearn"),
+    "onnx": ("bentoml.onnx", "v2", "onnx", "onnx"),
+    "lightgbm": ("bentoml.lightgbm", "v1", "lightgbm", "lightgbm"),
+    "torchscript": ("bentoml.torchscript", "v1", "torch", "torchscript"),
+    "catboost": ("bentoml.catboost", "v1", "catboost", "catboost"),
 }
 
 
@@ -39,7 +43,7 @@ def test_require_names_the_extra():
     assert "bentolite_no_such_module_xyz" in str(info.value)
 
 
-@pytest.mark.parametrize("name", ["pytorch", "transformers", "xgboost", "easyocr", "sklearn"])
+@pytest.mark.parametrize("name", sorted(n for n, spec in FRAMEWORKS.items() if spec[2]))
 def test_missing_library_error_names_extra(name, monkeypatch):
     _, _, library, extra = FRAMEWORKS[name]
     module = importlib.import_module(f"bentolite.frameworks.{name}")
@@ -53,7 +57,7 @@ def test_missing_library_error_names_extra(name, monkeypatch):
 
 def test_wrong_framework_get_is_refused():
     saved = bentolite.picklable_model.save_model("plain-callable", len)
-    for name in ("pytorch", "transformers", "xgboost", "easyocr"):
+    for name in sorted(set(FRAMEWORKS) - {"picklable_model"}):
         with pytest.raises(NotFound, match="bentoml.picklable_model"):
             getattr(bentolite, name).get(saved.tag)
         with pytest.raises(NotFound):
@@ -62,12 +66,12 @@ def test_wrong_framework_get_is_refused():
 
 
 def test_frameworks_and_testing_import_without_heavy_libraries():
-    heavy = ["torch", "transformers", "xgboost", "easyocr", "pandas", "tokenizers"]
+    heavy = ["torch", "transformers", "xgboost", "easyocr", "pandas", "tokenizers", "onnx", "onnxruntime",
+             "lightgbm", "catboost"]
     code = (
         "import sys, bentolite, bentolite.testing; "
-        "import bentolite.frameworks.pytorch, bentolite.frameworks.transformers, "
-        "bentolite.frameworks.xgboost, bentolite.frameworks.easyocr; "
-        f"print([m for m in {heavy!r} if m in sys.modules])"
+        + "".join(f"import bentolite.frameworks.{name}; " for name in FRAMEWORKS)
+        + f"print([m for m in {heavy!r} if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr

@@ -93,6 +93,44 @@ def test_easyocr_runner_local(saved_reader, text_image, ocr_text):
         runner.destroy()
 
 
+def test_new_frameworks_runners_local(saved_onnx, onnx_model, saved_lightgbm, lightgbm_and_data,
+                                      saved_catboost, catboost_and_data, saved_script_mlp, mlp):
+    booster, features = lightgbm_and_data
+    catboost_model, cat_features = catboost_and_data
+    runners = {
+        name: model.to_runner(name=f"local-{name}")
+        for name, model in (("onnx", saved_onnx), ("lightgbm", saved_lightgbm),
+                            ("catboost", saved_catboost), ("torchscript", saved_script_mlp))
+    }
+    for runner in runners.values():
+        runner.init_local(quiet=True)
+    try:
+        y, rows = runners["onnx"].run.run(features[:3])
+        np.testing.assert_allclose(y, features[:3] @ onnx_weights(onnx_model) + onnx_bias(onnx_model), rtol=1e-5)
+        assert rows[:, 0].tolist() == [3.0, 3.0, 3.0]
+        np.testing.assert_array_equal(runners["lightgbm"].predict.run(features), booster.predict(features))
+        np.testing.assert_array_equal(
+            asyncio.run(runners["catboost"].predict.async_run(cat_features)), catboost_model.predict(cat_features)
+        )
+        x = features[:2]
+        assert torch.equal(runners["torchscript"].run(x), mlp(torch.from_numpy(x)))
+    finally:
+        for runner in runners.values():
+            runner.destroy()
+
+
+def onnx_weights(model: Any) -> np.ndarray:
+    from onnx import numpy_helper
+
+    return next(numpy_helper.to_array(t) for t in model.graph.initializer if t.name == "W")
+
+
+def onnx_bias(model: Any) -> np.ndarray:
+    from onnx import numpy_helper
+
+    return next(numpy_helper.to_array(t) for t in model.graph.initializer if t.name == "b")
+
+
 # --- in a real worker process --------------------------------------------------------
 
 
@@ -131,3 +169,40 @@ def test_easyocr_worker_reads_text(saved_reader, text_image, ocr_text, tmp_path)
         return await runner.readtext.async_run(text_image, detail=0)
 
     assert run_in_worker("ocr_runner", tmp_path, body) == [ocr_text]
+
+
+def test_onnx_worker_batches_concurrent_calls(saved_onnx, onnx_model, tmp_path):
+    rows = np.random.default_rng(4).normal(size=(24, 4)).astype(np.float32)
+
+    async def body(runner: bentolite.Runner) -> list[Any]:
+        return await asyncio.gather(*(runner.run.async_run(rows[i : i + 1]) for i in range(24)))
+
+    results = run_in_worker("onnx_runner", tmp_path, body)
+    expected = rows @ onnx_weights(onnx_model) + onnx_bias(onnx_model)
+    np.testing.assert_allclose(np.concatenate([y for y, _ in results]), expected, rtol=1e-5)
+    batch_sizes = [float(batch_rows[0, 0]) for _, batch_rows in results]
+    assert max(batch_sizes) > 1, f"no call was batched: {batch_sizes}"
+
+
+@pytest.mark.parametrize(
+    ("attr", "fixture"),
+    [("lightgbm_runner", "lightgbm_and_data"), ("catboost_runner", "catboost_and_data")],
+)
+def test_tree_workers_match_the_model(attr, fixture, request, saved_lightgbm, saved_catboost, tmp_path):
+    model, features = request.getfixturevalue(fixture)
+
+    async def body(runner: bentolite.Runner) -> list[Any]:
+        return await asyncio.gather(*(runner.predict.async_run(features[i : i + 1]) for i in range(16)))
+
+    results = run_in_worker(attr, tmp_path, body)
+    np.testing.assert_allclose(np.concatenate(results), model.predict(features[:16]), rtol=1e-6)
+
+
+def test_torchscript_worker_matches_module(saved_script_mlp, mlp, tmp_path):
+    x = np.random.default_rng(5).normal(size=(8, 4)).astype(np.float32)
+
+    async def body(runner: bentolite.Runner) -> list[Any]:
+        return await asyncio.gather(*(runner.async_run(x[i : i + 1]) for i in range(8)))
+
+    results = run_in_worker("torchscript_runner", tmp_path, body)
+    assert torch.allclose(torch.cat(results), mlp(torch.from_numpy(x)), atol=1e-6)
