@@ -213,8 +213,8 @@ def _bento_yaml(config: BentoBuildConfig, tag: Tag, facts: dict[str, Any],
 
 def build_bentofile(bentofile: str = DEFAULT_BENTOFILE, *, version: str | None = None,
                     build_ctx: str | os.PathLike[str] = ".") -> Bento:
-    """Build from a bentofile (a path, or a name relative to ``build_ctx``)."""
-    path = Path(os.path.expanduser(bentofile))
+    """Build from a bentofile: relative to ``build_ctx`` first, else as a path."""
+    path = Path(build_ctx, os.path.expanduser(bentofile))
     if not path.is_file():
-        path = Path(build_ctx, bentofile)
+        path = Path(os.path.expanduser(bentofile))
     return build(load_bentofile(path), build_ctx, version=version)

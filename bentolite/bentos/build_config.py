@@ -27,11 +27,6 @@ _PYTHON_VERSION = re.compile(r"3\.\d{1,2}(\.\d+)?")
 _ENV_LINE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)")
 
 
-def _python_version(_: Any, attribute: Any, value: str | None) -> None:
-    if value is not None and not _PYTHON_VERSION.fullmatch(value):
-        raise ValueError(f"{value!r} is not a Python version such as '3.11' or '3.11.9'")
-
-
 @attrs.define
 class PythonOptions:
     """``python:``; written to bento.yaml with every key, None where unset (as BentoML)."""
@@ -66,7 +61,7 @@ class PythonOptions:
 @attrs.define
 class DockerOptions:
     distro: Optional[str] = None
-    python_version: Optional[str] = attrs.field(default=None, validator=_python_version)
+    python_version: Optional[str] = None
     cuda_version: Optional[str] = None
     env: Optional[dict[str, str]] = None
     system_packages: Optional[list[str]] = None
@@ -171,6 +166,11 @@ def _normalise(raw: dict[str, Any], base: Path) -> dict[str, Any]:
         for key in ("python_version", "cuda_version"):
             if isinstance(docker.get(key), (int, float)):
                 docker[key] = str(docker[key])  # an unquoted 3.10 reads as 3.1: quote it
+        version = docker.get("python_version")
+        if version is not None and not _PYTHON_VERSION.fullmatch(str(version)):
+            raise BentoMLConfigException(
+                f"invalid bentofile.yaml: docker.python_version: {version!r} is not a Python 3 "
+                "version such as '3.11' or '3.11.9'")
     if isinstance(raw.get("models"), list):
         raw["models"] = [{"tag": m} if isinstance(m, str) else m for m in raw["models"]]
     for key in ("python", "docker", "conda"):
