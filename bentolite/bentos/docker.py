@@ -22,7 +22,7 @@ from ..tag import TagLike
 from .bento import Bento, default_bento_store
 from .build_config import DockerOptions, EnvVar, PythonOptions
 
-__all__ = ["BACKENDS", "write_env", "containerize", "ContainerizeResult"]
+__all__ = ["BACKENDS", "ContainerizeResult", "available_backends", "containerize", "write_env"]
 
 logger = logging.getLogger(__name__)
 
@@ -147,6 +147,23 @@ class ContainerizeResult:
     built: bool
 
 
+def available_backends(wanted: tuple[str, ...] = BACKENDS) -> list[str]:
+    """The backends that can build now: on PATH and answering (a docker CLI without a
+    running daemon does not count)."""
+    found = []
+    for backend in wanted:
+        if shutil.which(backend) is None:
+            continue
+        probe = [backend, "version"] if backend == "buildah" else [backend, "info"]
+        try:
+            done = subprocess.run(probe, capture_output=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if done.returncode == 0:
+            found.append(backend)
+    return found
+
+
 def _build_command(backend: str, image_tag: str, context: Path) -> list[str]:
     verb = ["bud"] if backend == "buildah" else ["build"]
     return [backend, *verb, "-t", image_tag, "-f", str(context / "env" / "docker" / "Dockerfile"),
@@ -164,12 +181,13 @@ def containerize(tag: TagLike, *, image_tag: str | None = None, backend: str | N
         raise InvalidArgument(f"--backend {backend!r}: use one of {', '.join(BACKENDS)}")
     bento: Bento = default_bento_store().get(tag)
     image_tag = image_tag or str(bento.tag)
-    found = [b for b in ([backend] if backend else BACKENDS) if shutil.which(b)]
+    found = [] if output is not None else available_backends((backend,) if backend else BACKENDS)
     if output is None and not found:
         wanted = backend or " / ".join(BACKENDS)
         raise BentoMLException(
-            f"no container backend found ({wanted} is not on PATH); run `bentolite containerize "
-            f"{bento.tag} --output DIR` to write the build context and build it where one is")
+            f"no container backend to build with ({wanted}: not on PATH, or its daemon does "
+            f"not answer); run `bentolite containerize {bento.tag} --output DIR` to write the "
+            "build context and build it where one runs")
     import tempfile
 
     context = Path(output) if output else Path(tempfile.mkdtemp(prefix="bentolite-image-"))

@@ -8,7 +8,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-__all__ = ["BENTOLITE", "cli", "ok", "make_project", "save_model"]
+__all__ = ["BENTOLITE", "cli", "env_for", "ok", "make_project", "save_model"]
 
 BENTOLITE = shutil.which("bentolite")
 
@@ -78,17 +78,18 @@ def make_project(root: Path, *, bentofile: str = BENTOFILE, extra_import: str = 
     return root
 
 
-def _env(home: Path) -> dict[str, str]:
+def env_for(home: Path, peer: bool = False) -> dict[str, str]:
+    """The environment of a command on ``home``; a peer (BentoML) never sees this checkout."""
     env = {**os.environ, "BENTOLITE_HOME": str(home), "BENTOML_HOME": str(home),
            "BENTOML_DO_NOT_TRACK": "true", "COLUMNS": "200"}
-    for name in ("BENTOLITE_DEBUG", "BENTOLITE_MODEL_STORE"):
+    for name in ("BENTOLITE_DEBUG", "BENTOLITE_MODEL_STORE", *(["PYTHONPATH"] if peer else [])):
         env.pop(name, None)
     return env
 
 
 def save_model(project: Path, home: Path, python: str = sys.executable) -> None:
-    done = subprocess.run([python, "save_model.py"], cwd=project, env=_env(home),
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run([python, "save_model.py"], cwd=project, timeout=120, text=True,
+                          env=env_for(home, peer=python != sys.executable), capture_output=True)
     assert done.returncode == 0, done.stderr
 
 
@@ -96,7 +97,7 @@ def cli(home: Path, *args: str, cwd: Path | None = None, timeout_s: float = 120
         ) -> subprocess.CompletedProcess[str]:
     assert BENTOLITE, "the bentolite console script is not on PATH (run through scripts/test)"
     return subprocess.run([BENTOLITE, *args], capture_output=True, text=True, cwd=cwd,
-                          env=_env(home), timeout=timeout_s)
+                          env=env_for(home), timeout=timeout_s)
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> str:

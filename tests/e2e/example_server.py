@@ -63,8 +63,8 @@ class ExampleServer:
         self.log_path = log_dir / f"{example}-{self.port}.log"
         self._log = self.log_path.open("wb")
         program = bentolite or [sys.executable, "-c", "from bentolite.cli import main; main()"]
-        command = [*program, "serve", target, "--production", "--host", "127.0.0.1",
-                   "--port", str(self.port)]
+        command = [*program, "serve", *([target] if target else []), "--production",
+                   "--host", "127.0.0.1", "--port", str(self.port)]
         self.process = subprocess.Popen(command, cwd=cwd or EXAMPLES / example,
                                         env=_env(home, env, checkout=bentolite is None),
                                         stdout=self._log, stderr=subprocess.STDOUT,
