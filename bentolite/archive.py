@@ -14,11 +14,11 @@ import tarfile
 import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
-from typing import Callable
+from typing import Any, Callable
 
 from .exceptions import BentoMLException, InvalidArgument
 
-__all__ = ["FORMATS", "Progress", "write_archive", "extract_archive"]
+__all__ = ["FORMATS", "Progress", "write_archive", "extract_archive", "import_archive"]
 
 #: format -> (file extension, tarfile mode or None); the native format is added per kind
 FORMATS: dict[str, tuple[str, str | None]] = {
@@ -173,3 +173,14 @@ def extract_archive(path: str, dest: Path, input_format: str | None = None,
     except _CORRUPT_ARCHIVE as e:  # truncated or damaged: say so, not "Aborted!"
         reason = str(e) or type(e).__name__
         raise BentoMLException(f"{path} is not a readable {what}: {reason}") from None
+
+
+def import_archive(store: Any, path: str, input_format: str | None, what: str,
+                   check: Callable[[Path], Any]) -> Any:
+    """Unpack ``path`` into ``store``'s staging, let ``check(dir)`` read (and complete) the
+    item and return its tag, then commit it to the store atomically."""
+    with store.staging() as staged:
+        dest = staged / "item"
+        dest.mkdir()
+        extract_archive(path, dest, input_format, what=what)
+        return store.commit(dest, check(dest))

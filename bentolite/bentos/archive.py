@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..archive import Progress, extract_archive, write_archive
+from ..archive import Progress, import_archive, write_archive
 from ..exceptions import BentoMLException, NotFound
 from ..models.store import ModelStore, default_store
 from ..tag import Tag, TagLike
@@ -50,11 +50,10 @@ def import_bento(path: str, input_format: str | None = None, *,
                  _store: BentoStore | None = None, _model_store: ModelStore | None = None
                  ) -> Bento:
     """Import a bento archive (or folder) into the store and return it."""
-    store = _store or default_bento_store()
-    with store.staging() as staged:
-        dest = staged / "bento"
-        dest.mkdir()
-        extract_archive(path, dest, input_format, what="bento archive")
+    def check(dest: Path) -> Tag:
         bento = Bento.from_path(dest)
         _complete_models(bento, _model_store or default_store())
-        return store.commit(dest, bento.tag)
+        return bento.tag
+
+    return import_archive(_store or default_bento_store(), path, input_format, "bento archive",
+                          check)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..archive import FORMATS as _OTHER_FORMATS
-from ..archive import Progress, extract_archive, write_archive
+from ..archive import Progress, import_archive, write_archive
 from ..exceptions import InvalidArgument
 from ..tag import TagLike
 from .model import Model, ModelInfo
@@ -49,10 +49,5 @@ def import_model(
     """Import a model archive (or folder) into the store and return it."""
     if _remote:
         raise InvalidArgument("remote import sources (protocol/user/params) are not supported")
-    store = _store or default_store()
-    with store.staging() as staged:
-        dest = staged / "model"
-        dest.mkdir()
-        extract_archive(path, dest, input_format, what="model archive")
-        info = ModelInfo.from_path(dest)
-        return store.commit(dest, info.tag)
+    return import_archive(_store or default_store(), path, input_format, "model archive",
+                          lambda dest: ModelInfo.from_path(dest).tag)
