@@ -279,12 +279,14 @@ def _error_paths(exc: BaseException, path: str = "") -> list[str]:
     return [f"{path.rstrip('.') or '<root>'}: {exc}"]
 
 
-def _structure(data: dict[str, Any], cls: type, prefix: str = "") -> Any:
+def _structure(data: dict[str, Any], cls: type, prefix: str = "", what: str = "configuration"
+               ) -> Any:
+    """Structure ``data`` into ``cls`` with one error naming every bad key by its path."""
     try:
         return _converter.structure(data, cls)
     except Exception as e:  # cattrs raises exception groups; flatten them
         lines = _error_paths(e, prefix)
-        raise BentoMLConfigException("invalid configuration: " + "; ".join(lines)) from None
+        raise BentoMLConfigException(f"invalid {what}: " + "; ".join(lines)) from None
 
 
 def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

@@ -38,9 +38,11 @@ def cli() -> None:
 
 
 def _register() -> None:
+    from .bentos import register as register_bentos
     from .models import models
 
     cli.add_command(models)
+    register_bentos(cli)
     try:  # serving commands live in their own module
         from .serve import register
     except ImportError:

@@ -98,9 +98,13 @@ def _run_supervisor(target: str, config: Any, *, host: str | None, port: int | N
 def serve(target: str, development: bool, production: bool, host: str | None, port: int | None,
           api_workers: int | None, backlog: int | None, graceful_shutdown_timeout: float,
           timeout: float | None, reload: bool, config_path: str | None, working_dir: str) -> None:
-    """Serve TARGET (module:attr, module, or file.py[:attr]) over HTTP."""
+    """Serve TARGET over HTTP: module[:attr], file.py[:attr], a bento tag or directory, or
+    a directory with a bentofile.yaml (the default, ".")."""
+    from ..bentos.target import resolve_serve_target
+
     if development and production:
         raise CLIException("choose one of --development and --production")
+    target, working_dir = resolve_serve_target(target, working_dir)
     if reload:
         args = [target, "--development", "--working-dir", working_dir]
         for flag, value in (("--host", host), ("--port", port), ("--timeout", timeout),

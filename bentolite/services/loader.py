@@ -35,21 +35,15 @@ def _module_name_for_file(path: Path) -> tuple[str, Path]:
 def service_in_directory(path: Path) -> str:
     """The service a project directory names: bentofile.yaml's ``service:``, else
     ``service.py`` (as ``bentoml serve .`` picks it)."""
-    bentofile = path / "bentofile.yaml"
-    if bentofile.is_file():
-        import yaml
+    from ..bentos.build_config import DEFAULT_BENTOFILE, load_bentofile
 
-        try:
-            service = (yaml.safe_load(bentofile.read_text()) or {}).get("service")
-        except (yaml.YAMLError, AttributeError) as exc:
-            raise ImportServiceError(f"{bentofile}: not a valid bentofile: {exc}") from None
-        if not isinstance(service, str) or not service.strip():
-            raise ImportServiceError(f"{bentofile}: 'service' must name the service, "
-                                     "e.g. service: \"service:svc\"")
-        return service
+    if (path / DEFAULT_BENTOFILE).is_file():
+        return load_bentofile(path / DEFAULT_BENTOFILE).service
     if (path / "service.py").is_file():
         return "service.py"
-    raise ImportServiceError(f"{str(path)!r} has neither a bentofile.yaml nor a service.py")
+    raise ImportServiceError(
+        f"{str(path)!r} has neither a bentofile.yaml nor a service.py (nor a bento.yaml): "
+        "serve a project or bento directory, MODULE[:ATTR] or a bento tag")
 
 
 def import_service(target: str, working_dir: str | os.PathLike[str] | None = None) -> Service:

@@ -25,12 +25,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _env(home: Path, extra: dict[str, str] | None) -> dict[str, str]:
+def _env(home: Path, extra: dict[str, str] | None, checkout: bool = True) -> dict[str, str]:
     env = {**os.environ, "BENTOLITE_HOME": str(home), **(extra or {})}
     for name in ("BENTOLITE_CONFIG", "BENTOML_CONFIG", "PROMETHEUS_MULTIPROC_DIR"):
         env.pop(name, None)
     if not extra or "BENTOLITE_CONFIG_OPTIONS" not in extra:
         env.pop("BENTOLITE_CONFIG_OPTIONS", None)
+    if not checkout:  # an installed bentolite (tests/bentos/test_portability.py)
+        env.pop("PYTHONPATH", None)
+        return env
     # the example's own folder is the working dir: keep this checkout importable
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     return env
@@ -46,20 +49,24 @@ def save_models(example: str, home: Path, timeout_s: float = 300.0) -> str:
 
 
 class ExampleServer:
-    """``bentolite serve <target> --production`` of one example (a name under examples/, or a
-    directory), on 127.0.0.1."""
+    """``bentolite serve service:svc --production`` of one example, on 127.0.0.1.
 
-    def __init__(self, example: str | Path, home: Path, log_dir: Path,
-                 env: dict[str, str] | None = None, target: str = "service:svc") -> None:
-        directory = EXAMPLES / example
+    ``target`` and ``cwd`` serve something else (a bento); ``bentolite`` is the command to
+    run instead of this checkout's (an installed one, run without the checkout on the path).
+    """
+
+    def __init__(self, example: str, home: Path, log_dir: Path,
+                 env: dict[str, str] | None = None, *, target: str = "service:svc",
+                 cwd: Path | None = None, bentolite: list[str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_dir / f"{directory.name}-{self.port}.log"
+        self.log_path = log_dir / f"{example}-{self.port}.log"
         self._log = self.log_path.open("wb")
-        command = [sys.executable, "-c", "from bentolite.cli import main; main()", "serve",
-                   target, "--production", "--host", "127.0.0.1",
-                   "--port", str(self.port)]
-        self.process = subprocess.Popen(command, cwd=directory, env=_env(home, env),
+        program = bentolite or [sys.executable, "-c", "from bentolite.cli import main; main()"]
+        command = [*program, "serve", *([target] if target else []), "--production",
+                   "--host", "127.0.0.1", "--port", str(self.port)]
+        self.process = subprocess.Popen(command, cwd=cwd or EXAMPLES / example,
+                                        env=_env(home, env, checkout=bentolite is None),
                                         stdout=self._log, stderr=subprocess.STDOUT,
                                         start_new_session=True)
 

@@ -157,8 +157,8 @@ def test_inference_graph_v2_serves_seed_003_from_its_directory(tmp_path: Path) -
                     ignore=shutil.ignore_patterns("gpt2", "distilgpt2", "bert-base-uncased"))
     build = runpy.run_path(str(project / "build_models.py"))
     build["build_tiny_models"](project)
-    with ExampleServer(project, tmp_path / "home", tmp_path, target=".",
-                       env={"HF_HUB_OFFLINE": "1"}) as server:
+    with ExampleServer("inference_graph_v2", tmp_path / "home", tmp_path, target=".",
+                       cwd=project, env={"HF_HUB_OFFLINE": "1"}) as server:
         server.wait_ready()
         answer = server.post_json("/generate_score",
                                   json.dumps({"original_sentence": SENTENCE}).encode(),

@@ -9,7 +9,7 @@ from typing import Iterator
 import pytest
 
 import bentolite
-from bentolite.exceptions import ImportServiceError
+from bentolite.exceptions import BentoMLConfigException, ImportServiceError
 
 SERVICE = """
 import bentolite
@@ -28,8 +28,9 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     modules_before = set(sys.modules)
     path_before = list(sys.path)
     yield tmp_path
-    for name in set(sys.modules) - modules_before:
-        del sys.modules[name]
+    for name in set(sys.modules) - modules_before:  # the project's modules, not bentolite's
+        if (getattr(sys.modules[name], "__file__", None) or "").startswith(str(tmp_path)):
+            del sys.modules[name]
     sys.path[:] = path_before
 
 
@@ -121,7 +122,7 @@ def test_a_directory_serves_its_bentofile_service_else_service_py(project: Path)
     _write(app / "bentofile.yaml", 'service: "service:Leaf"\n')
     assert bentolite.load("app_dir", project).name == "leaf"
     _write(app / "bentofile.yaml", "include: ['*.py']\n")
-    with pytest.raises(ImportServiceError, match="'service' must name the service"):
+    with pytest.raises(BentoMLConfigException, match="service: required"):
         bentolite.load(".", app)
     (project / "empty_dir").mkdir()
     with pytest.raises(ImportServiceError, match="neither a bentofile.yaml nor a service.py"):
