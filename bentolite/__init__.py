@@ -45,6 +45,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "HTTPServer": (".server.launcher", "HTTPServer"),
     "serve": (".server.launcher", "serve"),
     "types": (".types", None),
+    "ray": (".ray", None),
     **{name: (f".frameworks.{name}", None) for name in _FRAMEWORKS},
 }
 
