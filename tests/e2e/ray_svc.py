@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import os
 import time
+from typing import AsyncIterator, Iterator
 
 import numpy as np
 
 import bentolite as bentoml
 from bentolite.exceptions import BadInput
-from bentolite.io import JSON, NumpyNdarray
+from bentolite.io import JSON, NumpyNdarray, Text
 
 
 class Rows(bentoml.Runnable):
@@ -26,6 +27,14 @@ class Rows(bentoml.Runnable):
     def pid(self, sleep_s: float) -> int:
         time.sleep(sleep_s)
         return os.getpid()
+
+    @bentoml.Runnable.method(batchable=False)
+    def spell(self, text: str) -> Iterator[str]:
+        """A generator: one letter at a time (streamed through Ray's streaming handle)."""
+        for letter in text:
+            if letter == "!":
+                raise ValueError("no letter '!'")
+            yield letter
 
     @bentoml.Runnable.method(batchable=False)
     def fail(self, kind: str) -> None:
@@ -47,6 +56,16 @@ async def tag(rows: np.ndarray) -> np.ndarray:
 @svc.api(input=JSON(), output=JSON())
 async def pid(body: dict) -> dict:
     return {"pid": await rows_runner.pid.async_run(float(body.get("sleep_s", 0)))}
+
+
+@svc.api(input=Text(), output=Text())
+async def spell(text: str) -> AsyncIterator[str]:
+    return rows_runner.spell.async_stream(text)
+
+
+@svc.api(input=JSON(), output=JSON())
+async def spell_list(text: str) -> list[str]:
+    return [letter async for letter in rows_runner.spell.async_stream(text)]
 
 
 @svc.api(input=JSON(), output=JSON())

@@ -34,6 +34,10 @@ SMALL = {"ray_actor_options": {"num_cpus": 0.1}}  # 2 logical CPUs hold every re
 SENTENCE = "bentolite scales out"
 
 
+def _lower(headers: Any) -> dict[str, str]:
+    return {name.lower(): value for name, value in headers.items()}
+
+
 class Cluster:
     def __init__(self, url: str, graph_svc: Any) -> None:
         self.url = url
@@ -45,9 +49,9 @@ class Cluster:
                                          headers={"Content-Type": content_type})
         try:
             with urllib.request.urlopen(request, timeout=timeout_s) as response:
-                return response.status, dict(response.headers), response.read()
+                return response.status, _lower(response.headers), response.read()
         except urllib.error.HTTPError as e:
-            return e.code, dict(e.headers), e.read()
+            return e.code, _lower(e.headers), e.read()
 
     def get(self, path: str) -> tuple[int, bytes]:
         try:
@@ -146,9 +150,15 @@ def test_same_http_api_as_bentolite_serve(cluster: Cluster) -> None:
     status, _, body = cluster.post("/rows/tag", b"not json")
     assert status == 400 and json.loads(body)["type"] == "BadInput"
 
+    status, headers, body = cluster.post("/rows/spell", b"ray", "text/plain")
+    assert (status, body, headers.get("transfer-encoding")) == (200, b"ray", "chunked")
+    status, _, body = cluster.post("/rows/spell_list", b'"hi!"')  # error after two items
+    assert status == 500 and json.loads(body) == {
+        "error": "runner 'rows' raised ValueError: no letter '!'", "type": "RemoteException"}
+
     assert cluster.get("/rows/readyz")[0] == 200
     spec = json.loads(cluster.get("/rows/docs.json")[1])
-    assert {"/tag", "/pid", "/fail"} <= set(spec["paths"])
+    assert {"/tag", "/pid", "/fail", "/spell"} <= set(spec["paths"])
     status, metrics = cluster.get("/rows/metrics")
     assert status == 200
     assert b'bentoml_api_server_request_total{endpoint="/fail"' in metrics
@@ -205,3 +215,41 @@ def test_killed_replica_fails_only_its_calls_and_is_replaced(cluster: Cluster) -
     else:
         raise AssertionError(f"no replacement replica in 90 s: {statuses}")
     assert set(statuses) == {200}, statuses  # calls after the kill went to live replicas
+
+
+def test_options_from_the_runner_and_the_config_maps() -> None:
+    """No cluster: what ``deployment`` derives and refuses before Ray sees anything."""
+    pytest.importorskip("ray")
+    sys.path.insert(0, str(HERE))
+    import ray_svc
+
+    import bentolite
+    from bentolite.ray import _limits, _runner_options
+
+    runner = ray_svc.rows_runner
+    runner.resource_config = {"cpu": 0.5, "nvidia.com/gpu": 0.25}
+    try:
+        options = _runner_options(runner, {"num_replicas": 3,
+                                           "ray_actor_options": {"memory": 2**30}})
+    finally:
+        runner.resource_config = None
+    assert options["num_replicas"] == 3
+    assert options["ray_actor_options"] == {"num_cpus": 0.5, "num_gpus": 0.25, "memory": 2**30}
+    assert options["max_ongoing_requests"] == runner.tag.limits.max_queue_size
+
+    off = _limits(runner, False, None)  # BentoML 1.1: no batching on Ray unless asked
+    assert not off["tag"].batchable and off["tag"].max_batch_size == runner.tag.limits.max_batch_size
+    on = _limits(runner, True, {"tag": {"max_batch_size": 8, "batch_wait_timeout_s": 0.002}})
+    assert on["tag"].batchable and on["tag"].max_batch_size == 8 and on["tag"].max_wait_ms == 2
+    assert not on["pid"].batchable  # not a batchable method
+
+    with pytest.raises(ValueError, match=r"batching_config\['rows'\]\['tag'\] has unknown keys"):
+        _limits(runner, True, {"tag": {"batch_size": 8}})
+    with pytest.raises(ValueError, match="runners_deployment_config_map names runners"):
+        bentolite.ray.deployment(ray_svc.svc, None, {"nope": {}})
+    with pytest.raises(ValueError, match="use serve.run"):
+        bentolite.ray.deployment(ray_svc.svc, {"route_prefix": "/x"})
+    with pytest.raises(ValueError, match="use max_ongoing_requests"):
+        bentolite.ray.deployment(ray_svc.svc, None, {"rows": {"max_concurrent_queries": 9}})
+    with pytest.raises(TypeError, match="needs a Service"):
+        bentolite.ray.deployment(42)
