@@ -48,6 +48,7 @@ def resolve_target(target: Any) -> tuple[ServiceTarget, Service]:
     ``target``: a ``Service`` or anything ``bentolite.load`` takes (``"module:svc"``,
     ``"file.py:svc"``). New-style services and bento tags become further cases here.
     """
+    from ..config import get_config
     from ..service.loader import load
     from ..service.service import Service
 
@@ -59,7 +60,8 @@ def resolve_target(target: Any) -> tuple[ServiceTarget, Service]:
         raise TypeError(f"bentolite.ray.deployment needs a Service or 'module:svc', got {target!r}")
     if service.import_string is None:
         service.import_string, service.working_dir = _import_string_of(service)
-    return ServiceTarget(service.import_string, service.working_dir or os.getcwd()), service
+    return (ServiceTarget(service.import_string, service.working_dir or os.getcwd(), get_config()),
+            service)
 
 
 def _import_string_of(service: Service) -> tuple[str, str]:

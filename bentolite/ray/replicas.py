@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from starlette.requests import Request
     from starlette.responses import Response
 
+    from ..config import BentoliteConfig
     from ..runner.batching import BatchLimits
 
 __all__ = ["ServiceTarget", "RunnerReplica", "ApiIngress"]
@@ -36,14 +37,19 @@ _HOP_HEADERS = frozenset({
 
 @attrs.frozen
 class ServiceTarget:
-    """How every replica imports the service: ``bentolite.load(import_string, working_dir)``."""
+    """How every replica imports the service (``bentolite.load(import_string, working_dir)``)
+    and the configuration it runs with: the driver's, so nodes need no config file."""
 
     import_string: str
     working_dir: str
+    config: BentoliteConfig | None = None
 
     def load(self) -> Any:
+        from ..config import set_config
         from ..service.loader import load
 
+        if self.config is not None:
+            set_config(self.config)
         return load(self.import_string, self.working_dir)
 
 

@@ -67,6 +67,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     from ray import serve
 
     import bentolite
+    from bentolite.config import build_config, get_config, set_config
 
     home = tmp_path_factory.mktemp("ray") / "home"  # the inference graph's tiny models
     save_models("inference_graph", home)
@@ -83,10 +84,15 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         sys.path.insert(0, str(HERE))
         from ray_svc import svc  # a Service object: replicas import it as ray_svc:svc
 
-        rows = bentolite.ray.deployment(
-            svc, SMALL, {"rows": {"num_replicas": 2, **SMALL}}, enable_batching=True,
-            batching_config={"rows": {"tag": {"max_batch_size": 64,
-                                              "batch_wait_timeout_s": 0.01}}})
+        previous = get_config()  # the driver's config travels to the replicas
+        set_config(build_config({"api_server": {"metrics": {"namespace": "bento_on_ray"}}}))
+        try:
+            rows = bentolite.ray.deployment(
+                svc, SMALL, {"rows": {"num_replicas": 2, **SMALL}}, enable_batching=True,
+                batching_config={"rows": {"tag": {"max_batch_size": 64,
+                                                  "batch_wait_timeout_s": 0.01}}})
+        finally:
+            set_config(previous)
         graph_svc = bentolite.load("service:svc", EXAMPLES / "inference_graph")
         graph = bentolite.ray.deployment(
             graph_svc, SMALL,
@@ -161,7 +167,7 @@ def test_same_http_api_as_bentolite_serve(cluster: Cluster) -> None:
     assert {"/tag", "/pid", "/fail", "/spell"} <= set(spec["paths"])
     status, metrics = cluster.get("/rows/metrics")
     assert status == 200
-    assert b'bentoml_api_server_request_total{endpoint="/fail"' in metrics
+    assert b'bento_on_ray_request_total{endpoint="/fail"' in metrics  # the driver's config
 
 
 def test_inference_graph_answers_like_bentolite_serve(cluster: Cluster) -> None:
