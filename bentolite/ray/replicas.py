@@ -7,6 +7,12 @@
   (``build_app``: routes, IO descriptors, error bodies, docs, probes, metrics, request ids)
   on a Unix socket in the replica's own event loop, and Ray Serve's HTTP requests are
   relayed to it byte for byte, so Serve adds no second HTTP layer of ours.
+
+Why a relay: aiohttp has no ASGI entry point (its ``web.Request`` is bound to its own
+protocol and transport), so an adapter would re-implement request parsing, streaming and
+middleware hooks: a second HTTP layer to keep in step. The relay costs 0.35-0.6 ms per
+request on a 2-core box (``bench/ray_serve.py``), against about 13 ms of CPU that Serve's
+proxy and router take per request there.
 """
 from __future__ import annotations
 
