@@ -1,6 +1,7 @@
 """``bentolite.ray.deployment`` on a real local Ray cluster bound to 127.0.0.1.
 
-One cluster for the whole file (start and stop cost about 15 s each): two Serve applications,
+One cluster for the whole file, started once per test session and stopped when the file is
+done (start and stop cost about 15 s each): two Serve applications,
 ``/rows`` (``ray_svc``: a batchable runner with 2 replicas) and ``/graph`` (the inference
 graph example), then everything is shut down and no Ray process may be left.
 """
@@ -22,7 +23,7 @@ from typing import Any, Iterator
 import pytest
 
 from .example_server import EXAMPLES, save_models
-from .prod_helpers import children, free_port
+from .prod_helpers import alive, children, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -61,8 +62,16 @@ class Cluster:
             return e.code, e.read()
 
 
-@pytest.fixture(scope="session")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def _descendants(pid: int) -> set[int]:
+    """Live processes under ``pid`` (Ray's workers are the raylet's children)."""
+    found = {child for child in children(pid) if alive(child)}
+    for child in list(found):
+        found |= _descendants(child)
+    return found
+
+
+@pytest.fixture(scope="module")  # once per session (only this module uses it), and stopped
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:  # before the rest
     ray = pytest.importorskip("ray")  # in the test extra and the lock: present on a fresh machine
     from ray import serve
 
@@ -75,13 +84,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     saved = {name: os.environ.get(name) for name in [*RAY_ENV, "BENTOLITE_HOME"]}
     os.environ.update(RAY_ENV, BENTOLITE_HOME=str(home))
     temp_dir = tempfile.mkdtemp(prefix="bl-ray-")
-    before = children(os.getpid())
+    before = _descendants(os.getpid())
     ray.init(num_cpus=2, include_dashboard=False, object_store_memory=200 * 1024 * 1024,
              _temp_dir=temp_dir, log_to_driver=False)
+    sys.path.insert(0, str(HERE))
     try:
         port = free_port()
         serve.start(http_options={"host": "127.0.0.1", "port": port})
-        sys.path.insert(0, str(HERE))
         from ray_svc import svc  # a Service object: replicas import it as ray_svc:svc
 
         previous = get_config()  # the driver's config travels to the replicas
@@ -104,20 +113,23 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                         serve.RunTarget(graph, name="graph", route_prefix="/graph")])
         yield Cluster(f"http://127.0.0.1:{port}", graph_svc)
     finally:
+        ray_pids = _descendants(os.getpid()) - before  # the replicas started by now included
         try:
             serve.shutdown()
         finally:
             ray.shutdown()
+            sys.path.remove(str(HERE))
             for name, value in saved.items():
                 if value is None:
                     os.environ.pop(name, None)
                 else:
                     os.environ[name] = value
-            shutil.rmtree(temp_dir, ignore_errors=True)
     deadline = time.monotonic() + 30
-    while children(os.getpid()) - before and time.monotonic() < deadline:
+    while any(map(alive, ray_pids)) and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert not children(os.getpid()) - before, "Ray processes left running"
+    shutil.rmtree(temp_dir, ignore_errors=True)
+    assert len(ray_pids) > 10, ray_pids  # gcs, raylet, agents, controller, proxy, replicas
+    assert not [pid for pid in ray_pids if alive(pid)], "Ray processes left running"
 
 
 def _tag(cluster: Cluster, caller: int, call: int) -> tuple[list[list[float]], list[list[float]]]:
@@ -223,10 +235,10 @@ def test_killed_replica_fails_only_its_calls_and_is_replaced(cluster: Cluster) -
     assert set(statuses) == {200}, statuses  # calls after the kill went to live replicas
 
 
-def test_options_from_the_runner_and_the_config_maps() -> None:
+def test_options_from_the_runner_and_the_config_maps(monkeypatch: pytest.MonkeyPatch) -> None:
     """No cluster: what ``deployment`` derives and refuses before Ray sees anything."""
     pytest.importorskip("ray")
-    sys.path.insert(0, str(HERE))
+    monkeypatch.syspath_prepend(str(HERE))
     import ray_svc
 
     import bentolite
