@@ -65,6 +65,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "validators": (".validators", None),
     "SyncHTTPClient": (".client", "SyncHTTPClient"),
     "AsyncHTTPClient": (".client", "AsyncHTTPClient"),
+    "ray": (".ray", None),
     **{name: (f".frameworks.{name}", None) for name in _FRAMEWORKS},
 }
 

@@ -1,7 +1,8 @@
 import subprocess
 import sys
 
-HEAVY = ["torch", "transformers", "xgboost", "easyocr", "pandas", "onnx", "onnxruntime", "lightgbm", "catboost"]
+HEAVY = ["torch", "transformers", "xgboost", "easyocr", "pandas", "onnx", "onnxruntime", "lightgbm",
+         "catboost", "ray"]
 
 
 def test_import_bentolite_stays_light():
@@ -11,6 +12,12 @@ def test_import_bentolite_stays_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_bentolite_ray_imports_ray_only_when_deploying():
+    code = "import sys, bentolite; bentolite.ray.deployment; print('ray' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stdout + out.stderr
 
 
 def test_unknown_attribute_is_an_attribute_error():

@@ -216,7 +216,7 @@ class RunnerWorker:
             lambda: runner.runnable_class(**runner.runnable_init_params)).result()
 
     def make_batchers(self) -> None:
-        """One batcher per method; call on the event loop that will serve the calls."""
+        """One batcher per method, bound to the running loop (the one that will serve calls)."""
         metrics = None
         if self.runner.config.metrics.enabled:
             biggest = max(m.limits.max_batch_size for m in self.runner.runner_methods)
@@ -389,6 +389,20 @@ class RunnerWorker:
         finally:
             self._streams -= 1
 
+    def error_meta(self, exc: BaseException) -> dict[str, Any]:
+        """What the caller gets of a failed call (type, message); a user error is logged."""
+        if not isinstance(exc, BentoMLException):
+            logger.error("runner %s call failed:\n%s", self.runner.name, "".join(
+                traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip())
+        return error_meta(exc)
+
+    async def close(self) -> None:
+        """Fail what is still queued, run the shutdown hooks, release the model thread."""
+        for batcher in self._batchers.values():
+            await batcher.close()
+        await self.close_instance()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
     # --- serving --------------------------------------------------------------------
 
     def _connection(self) -> FrameProtocol:
@@ -411,10 +425,7 @@ class RunnerWorker:
             proto.send(pieces)
 
         def error_frame(rid: int, exc: BaseException) -> list[Any]:
-            if not isinstance(exc, BentoMLException):
-                logger.error("runner %s call failed:\n%s", self.runner.name, "".join(
-                    traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip())
-            return pack_frame(ERROR, rid, error_meta(exc))
+            return pack_frame(ERROR, rid, self.error_meta(exc))
 
         async def stream_to(rid: int, frame: Frame) -> None:
             try:
@@ -495,10 +506,7 @@ class RunnerWorker:
                 await asyncio.wait(list(self._inflight), timeout=drain_s)
             if http is not None:
                 await http.cleanup()
-            for batcher in self._batchers.values():
-                await batcher.close()
-            await self.close_instance()
-            self._executor.shutdown(wait=False, cancel_futures=True)
+            await self.close()
             if socket_path is not None:
                 try:
                     os.unlink(socket_path)

@@ -29,7 +29,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..services.context import ResponseContext
     from ..services.service import InferenceAPI, Service
 
-__all__ = ["API_THREAD_PREFIX", "build_app", "serve_app", "init_runners_locally", "RunnerInit"]
+__all__ = ["API_THREAD_PREFIX", "build_app", "serve_app", "start_app_runner", "init_runners_locally",
+           "RunnerInit"]
 
 #: name prefix of the threads that run sync API functions and hooks
 API_THREAD_PREFIX = "bentolite-api"
@@ -359,6 +360,25 @@ async def _probe(probe: Callable[[float], Any], timeout_s: float) -> bool:
         return False
 
 
+async def start_app_runner(app: web.Application, *, config: BentoliteConfig | None = None,
+                           shutdown_timeout_s: float = 30.0) -> web.AppRunner:
+    """Set ``app`` up (its start-up runs) with our access log; add a site to serve it."""
+    api_cfg = (config or get_config()).api_server
+    access_cfg = api_cfg.logging.access
+    AccessLogger.config = access_cfg
+    app_runner = web.AppRunner(
+        app,
+        handle_signals=False,
+        handler_cancellation=api_cfg.traffic.cancel_on_disconnect,
+        access_log_class=AccessLogger,
+        access_log=logging.getLogger("bentoml.access") if access_cfg.enabled else None,
+        shutdown_timeout=shutdown_timeout_s,
+        logger=ServerLogger(logging.getLogger("aiohttp.server")),
+    )
+    await app_runner.setup()
+    return app_runner
+
+
 async def serve_app(
     app: web.Application,
     *,
@@ -375,19 +395,7 @@ async def serve_app(
     workers sharing a socket), else at once, with ``/readyz`` 503 while runners load.
     Raises the start-up error (e.g. a runner that failed to load) after a clean shut-down.
     """
-    api_cfg = (config or get_config()).api_server
-    access_cfg = api_cfg.logging.access
-    AccessLogger.config = access_cfg
-    app_runner = web.AppRunner(
-        app,
-        handle_signals=False,
-        handler_cancellation=api_cfg.traffic.cancel_on_disconnect,
-        access_log_class=AccessLogger,
-        access_log=logging.getLogger("bentoml.access") if access_cfg.enabled else None,
-        shutdown_timeout=shutdown_timeout_s,
-        logger=ServerLogger(logging.getLogger("aiohttp.server")),
-    )
-    await app_runner.setup()
+    app_runner = await start_app_runner(app, config=config, shutdown_timeout_s=shutdown_timeout_s)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
