@@ -12,7 +12,8 @@
   decision. "Can no longer make it" needs evidence: its measured queue time plus what the
   cost model predicts for the wait and the run, and the model is trusted only once fitted
   on three warm batches (a worker's first batch, cold, does not train it); until then
-  nothing is shed. The queue holds at most ``max_queue_size`` requests; more are refused
+  nothing is shed. A request that finds the model idle always runs, so an estimate can never
+  lock a model out; the requests queued behind a running batch are the ones shed. The queue holds at most ``max_queue_size`` requests; more are refused
   at once.
 """
 from __future__ import annotations
@@ -147,6 +148,7 @@ class AdaptiveBatcher:
         #: the first batch of a worker runs cold (lazy allocations, first-call set-up): it
         #: does not train the cost model
         self._warm = False
+        self._running = False  # a batch of this method is in the model
         self._cork_misses = 0
         self._cork_resume_at = 0.0
 
@@ -247,11 +249,11 @@ class AdaptiveBatcher:
     def _expire(self) -> None:
         """Fail every queued request that cannot meet its deadline even if run alone next:
         measured queue time, plus the model's remaining busy time and the run time as the
-        cost model estimates them. Only once the model is trusted: during a worker's first
-        batches (cold start) nothing is shed."""
+        cost model estimates them. Only while the model is busy, and only once the cost
+        model is trusted: during a worker's first batches (cold start) nothing is shed."""
         self._expiry = None
-        if not self.cost.fitted:
-            return
+        if not self.cost.fitted or not self._running:
+            return  # an idle model runs the head next: a stale estimate never locks it out
         now = self._clock()
         model_wait_s = max(self._busy_until - now, 0.0)
         # FIFO with one max_latency: deadlines rise along the queue, so stop at the first
@@ -379,13 +381,13 @@ class AdaptiveBatcher:
                     await self._run_next_batch()
 
     async def _run_next_batch(self) -> None:
-        self._rearm_expiry()  # the model is free: shed what cannot make it before taking
         now = self._clock()
         batch = self._take_batch(now)
         if not batch:
             return
         items = sum(r.items for r in batch)
         self._busy_until = now + self.cost.estimate_s(items)
+        self._running = True
         self._rearm_expiry()
         waits = [now - r.arrived for r in batch]
         try:
@@ -404,6 +406,7 @@ class AdaptiveBatcher:
             for r, result in zip(batch, results):
                 if not r.future.done():
                     r.future.set_result(result)
+        self._running = False
         end = self._clock()
         if self._warm:
             self.cost.add(items, end - now)

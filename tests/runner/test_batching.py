@@ -232,3 +232,21 @@ def test_one_outlier_does_not_swing_the_cost_model() -> None:
     before = cost.estimate_s(4)
     cost.add(4, 5.0)  # a 5 s stall (GC pause, swap)
     assert cost.estimate_s(4) < 1.2 * before
+
+
+def test_an_idle_model_runs_the_request_whatever_the_estimate() -> None:
+    """A model that got slower than its deadline once still gets the next request when it is
+    idle: an estimate can never lock it out (and later batches correct the estimate)."""
+
+    async def main() -> None:
+        model = Model(delay_s=0.15)
+        batcher = make(model, max_latency_ms=100, max_batch_size=1)
+        for i in range(4):  # cold, then three warm batches at 150 ms: trusted, over 100 ms
+            await batcher.submit(i)
+        assert batcher.cost.estimate_s(1) > 0.1
+        model.delay_s = 0.01  # it got fast again
+        assert [await batcher.submit(f"again {i}") for i in range(3)] == [
+            ("done", f"again {i}") for i in range(3)]
+        await batcher.close()
+
+    asyncio.run(main())
