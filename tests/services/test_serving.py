@@ -241,3 +241,27 @@ def test_an_uploaded_file_is_a_path_removed_after_the_response(prod: Command) ->
     answer = json.loads(reply)
     assert (answer["size"], answer["note"]) == (5, "hi")
     assert not Path(answer["path"]).exists()
+
+
+def test_a_batchable_root_runs_in_its_own_worker_process(tmp_path: Path) -> None:
+    port = free_port()
+    cmd = Command(["serve", "batch_root_svc:BatchRoot", "--working-dir", str(HERE), "--host",
+                   "127.0.0.1", "--port", str(port)], tmp_path, port=port)
+    try:
+        cmd.wait_ready()
+        root_pids = _worker_pids(cmd, "batchroot")
+        assert len(root_pids) == 1
+        assert cmd.post_json("/pid", {}).json() in root_pids  # every root API runs there
+
+        def call(i: int) -> Any:
+            reply = cmd.post_json("/square", {"xs": [i]})
+            assert reply.status == 200, reply.body
+            return reply.json()[0]
+
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            rows = list(pool.map(call, range(48)))
+        assert [row[0] for row in rows] == [i * i for i in range(48)]
+        assert {row[2] for row in rows} == root_pids
+        assert max(row[1] for row in rows) > 1  # callers' rows batched together
+    finally:
+        cmd.close()
