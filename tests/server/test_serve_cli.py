@@ -79,7 +79,7 @@ def test_runner_failing_to_load_stops_the_server(gate: Path, tmp_path: Path) -> 
 
 @pytest.mark.parametrize("target,message", [
     ("svc_unlisted:svc", "calls runner 'forgotten', which is not in Service('unlisted', runners=[...])"),
-    ("no_such_module:svc", "cannot import module 'no_such_module'"),
+    ("no_such_module:svc", "'no_such_module:svc' is neither a module in"),  # nor a bento
     ("svc_gated", "GATE_DIR"),  # an error inside the user's module keeps its own message
 ])
 def test_unservable_targets_exit_with_a_clear_error(tmp_path: Path, target: str, message: str) -> None:
