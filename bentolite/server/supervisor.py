@@ -85,6 +85,8 @@ def plan_runners(target: str, working_dir: str, api_workers: int | None,
     if not hasattr(os, "fork"):  # pragma: no cover - not on Linux or macOS
         return _plan(target, working_dir, api_workers, remote)
     read_fd, write_fd = os.pipe()
+    for handler in logging.getLogger().handlers:  # or the child writes them out a second time
+        handler.flush()
     pid = os.fork()
     if pid == 0:  # the child: report, then leave without running the parent's clean-up
         code = 1
