@@ -205,11 +205,19 @@ def _root_api(runner: ServiceRunner, api: APIMethod[Any]) -> InferenceAPI:
     output_io = TypedOutput(api.func, output_spec=api.output_spec)
     method = getattr(runner, api.name)
     params = list(api.signature.parameters.values())[1:]
-    positional = [p.name for p in params if p.kind is p.POSITIONAL_ONLY]
+    # passed positionally while they come in order: the runner worker takes a call of one
+    # array by its fast path (batching bench: 1x64 rows)
+    positional = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY,
+                                                      p.POSITIONAL_OR_KEYWORD)]
     ctx = [p for p in params if _is_ctx_param(p)]
 
     def split(kwargs: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
-        return [kwargs.pop(name) for name in positional if name in kwargs], kwargs
+        args = []
+        for name in positional:
+            if name not in kwargs:
+                break
+            args.append(kwargs.pop(name))
+        return args, kwargs
 
     if api.is_stream:
         async def call(**kwargs: Any) -> Any:
