@@ -51,6 +51,9 @@ PARENT_PID_ENV = "BENTOLITE_PARENT_PID"
 #: Longest estimated call that an idle worker runs on its event loop thread (see
 #: ``RunnerWorker._can_run_inline``); longer calls always go to the model thread.
 INLINE_MAX_S = 0.02
+#: A direct (unbatched sync) call measured under this runs on the loop thread when the model
+#: thread is idle: a thread hand-off costs more than such a call (new-style ``def`` APIs)
+DIRECT_INLINE_MAX_S = 0.001
 #: Calls expected to arrive during a call above which it runs in the model thread, so the loop
 #: receives and decodes them meanwhile. Fewer, and the hand-off and the GIL traffic of a
 #: thread cost more than that overlap saves; the blocked loop also lets them queue into one
@@ -208,6 +211,7 @@ class RunnerWorker:
         # unbatched sync calls skip the batch queue and its per-call deadline (new-style
         # services, as in BentoML 1.2+); v1 runners queue them (max_latency_ms applies)
         self._direct = getattr(runner, "direct_calls", False)
+        self._direct_s: dict[str, float] = {}  # recent duration of each method's direct calls
 
     def load(self) -> None:
         """Build the Runnable (in the model thread that will call it)."""
@@ -234,10 +238,34 @@ class RunnerWorker:
         """A sync call straight to the model thread, without the batch queue."""
         func = functools.partial(getattr(self._instance, method_name), *args, **kwargs)
         self._model_jobs += 1
+        started = time.perf_counter()
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, func)
         finally:
             self._model_jobs -= 1
+            self._note_direct(method_name, time.perf_counter() - started)
+
+    def _note_direct(self, method_name: str, seconds: float) -> None:
+        last = self._direct_s.get(method_name)
+        self._direct_s[method_name] = seconds if last is None else 0.8 * last + 0.2 * seconds
+
+    def _direct_inline(self, method_name: str) -> bool:
+        """Whether a direct call runs on the loop thread: measured (in the model thread)
+        under DIRECT_INLINE_MAX_S, and nothing else in the model thread meanwhile."""
+        estimate = self._direct_s.get(method_name)
+        return (estimate is not None and estimate < DIRECT_INLINE_MAX_S and self._may_inline
+                and self._model_jobs == 0 and self._streams == 0)
+
+    def _call_inline(self, method_name: str, args: tuple[Any, ...],
+                     kwargs: dict[str, Any]) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        started = time.perf_counter()
+        try:
+            future.set_result(getattr(self._instance, method_name)(*args, **kwargs))
+        except Exception as exc:  # noqa: BLE001 - the caller gets it, as from the thread
+            future.set_exception(exc)
+        self._note_direct(method_name, time.perf_counter() - started)
+        return future
 
     def run_now(self, method_name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Call a method at once, unbatched, from a thread with no event loop (scripts)."""
@@ -353,6 +381,8 @@ class RunnerWorker:
             if method.config.is_async:  # concurrent calls overlap on the loop, as in BentoML
                 future = asyncio.ensure_future(
                     getattr(self._instance, method_name)(*args, **kwargs))
+            elif self._direct_inline(method_name):
+                future = self._call_inline(method_name, args, kwargs)
             else:
                 future = asyncio.ensure_future(self._run_direct(method_name, args, kwargs))
             if tracing.ACTIVE:

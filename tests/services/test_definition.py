@@ -173,3 +173,33 @@ def test_service_strategy_gives_workers_and_resources(caplog: pytest.LogCaptureF
     else:  # asked for a GPU on a machine without one: CPU, and a warning that says so
         assert env["CUDA_VISIBLE_DEVICES"] == "-1"
         assert "asks for 1 GPU(s) per worker; this machine has 0" in caplog.text
+
+
+@bentoml.service
+class _Divider:
+    @bentoml.api
+    def div(self, a: int, b: int) -> float:
+        return a / b
+
+
+@bentoml.service
+class _UsesDivider:
+    divider = bentoml.depends(_Divider)
+
+    @bentoml.api
+    async def go(self) -> t.List[t.Any]:
+        # the first call runs in the model thread; once measured short, on the loop
+        out: t.List[t.Any] = [await self.divider.to_async.div(4, 2) for _ in range(3)]
+        try:
+            await self.divider.to_async.div(1, 0)
+        except ZeroDivisionError as exc:
+            out.append(type(exc).__name__)
+        return out
+
+
+def test_short_sync_calls_run_on_the_loop_with_their_errors() -> None:
+    from bentolite.services.engine import service_runner
+
+    assert asyncio.run(_UsesDivider().go()) == [2.0, 2.0, 2.0, "ZeroDivisionError"]
+    worker = service_runner(_Divider)._runner_handle._worker  # type: ignore[attr-defined]
+    assert worker._direct_inline("div")  # measured short, model thread idle: inline
