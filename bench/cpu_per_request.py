@@ -56,6 +56,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--warmup-s", type=float, default=2.0)
     parser.add_argument("--config", default=str(CONFIG_PATH))
+    parser.add_argument("--py-spy", metavar="DIR",
+                        help="also sample each server process with py-spy (on PATH) during "
+                             "the measured window: DIR/<role>.txt, collapsed stacks")
     args = parser.parse_args()
     scenario = SCENARIOS[args.scenario]
     home = tempfile.mkdtemp(prefix="bentolite-cpu-")
@@ -80,9 +83,12 @@ def main() -> None:
         run_load_sync(url, scenario.body, duration_s=args.warmup_s, warmup_s=0, **load)
         pids = [server.pid, *descendants(server.pid)]
         before = {pid: _cpu_s(pid) for pid in pids}
+        spies = _start_py_spy(args.py_spy, pids[1:], args.seconds) if args.py_spy else []
         own = os.times()
         result = run_load_sync(url, scenario.body, duration_s=args.seconds, **load)
         own_after = os.times()
+        for spy in spies:
+            spy.wait()
         after = {pid: _cpu_s(pid) for pid in pids}
         done = max(result.requests, 1)
         print(f"{args.scenario} c={args.concurrency}: {result.requests_per_s:,.0f} req/s, "
@@ -94,6 +100,15 @@ def main() -> None:
         print(f"  {generator / done * 1e6:7.1f} us/request  load generator")
     finally:
         server.stop()
+
+
+def _start_py_spy(out_dir: str, pids: list[int], seconds: float) -> list[subprocess.Popen]:
+    os.makedirs(out_dir, exist_ok=True)
+    return [subprocess.Popen(
+        ["py-spy", "record", "--pid", str(pid), "--duration", str(max(int(seconds), 1)),
+         "--rate", "200", "--nonblocking", "--format", "raw",
+         "--output", os.path.join(out_dir, f"{_role(pid).replace(' ', '_')}-{pid}.txt")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for pid in pids]
 
 
 if __name__ == "__main__":

@@ -1,8 +1,11 @@
 """Adaptive batching: one FIFO, work-conserving dispatcher per runner method in a worker.
 
 * The moment the model is free, queued requests are taken in arrival order up to
-  ``max_batch_size`` items along ``batch_dim`` (items, not requests; ``<=``). A single request
-  larger than ``max_batch_size`` runs alone, unsplit.
+  ``max_batch_size`` items along ``batch_dim`` (items, not requests; ``<=``). A request that
+  accepts partial results (``on_part``: coalesced calls from an API worker) and does not fit
+  the room left in a batch is split: its first rows fill the batch and their results go to
+  ``on_part`` at once, the rest lead the next batch. Other requests are never split; one
+  larger than ``max_batch_size`` runs alone.
 * When the model is idle the dispatcher runs at once, unless its online cost model
   (``latency ~ a + b * items``, least squares over recent batches) and the measured arrival
   rate say that a short wait (at most ``max_wait_ms``) grows the batch to the size needed to
@@ -32,6 +35,10 @@ __all__ = ["BatchLimits", "CostModel", "AdaptiveBatcher"]
 
 RunBatch = Callable[[list[Any]], Awaitable[list[Any]]]
 OnBatch = Callable[[int, Sequence[float]], None]
+#: ``split(payload, rows)``: the payloads of its first ``rows`` items and of the rest, or None
+Split = Callable[[Any, int], "tuple[Any, Any] | None"]
+#: ``on_part(result, rows)``: the result of the first ``rows`` items of a split request
+OnPart = Callable[[Any, int], None]
 
 
 @attrs.frozen
@@ -99,7 +106,7 @@ class CostModel:
 
 
 class _Request:
-    __slots__ = ("payload", "items", "key", "future", "arrived", "deadline")
+    __slots__ = ("payload", "items", "key", "future", "arrived", "deadline", "on_part", "whole")
 
     def __init__(self, payload: Any, items: int, key: Hashable, future: asyncio.Future[Any],
                  arrived: float, deadline: float) -> None:
@@ -109,6 +116,8 @@ class _Request:
         self.future = future
         self.arrived = arrived
         self.deadline = deadline
+        self.on_part: OnPart | None = None  # set: the request may be split
+        self.whole: _Request | None = None  # set: the first rows of this (queued) request
 
 
 class AdaptiveBatcher:
@@ -123,13 +132,16 @@ class AdaptiveBatcher:
         model_lock: shared by the batchers of methods that run on one model thread: a batch
             is taken only once the model is free, so calls queued meanwhile can still be
             withdrawn, meet their deadline check, and join a fuller batch.
+        split: how a request that accepts partial results is split by rows (``Split``).
     """
 
     def __init__(self, run_batch: RunBatch, *, runner_name: str, method_name: str,
                  limits: BatchLimits, on_batch: OnBatch | None = None,
                  clock: Callable[[], float] = time.monotonic,
-                 model_lock: asyncio.Lock | None = None) -> None:
+                 model_lock: asyncio.Lock | None = None,
+                 split: Split | None = None) -> None:
         self._run_batch = run_batch
+        self._split = split
         self._model_lock = model_lock
         self.runner_name = runner_name
         self.method_name = method_name
@@ -165,8 +177,13 @@ class AdaptiveBatcher:
         """
         return await self.enqueue(payload, items, key)
 
-    def enqueue(self, payload: Any, items: int = 1, key: Hashable = None) -> asyncio.Future[Any]:
-        """Like ``submit`` but returns the future; cancelling it takes the call off the queue."""
+    def enqueue(self, payload: Any, items: int = 1, key: Hashable = None,
+                on_part: OnPart | None = None) -> asyncio.Future[Any]:
+        """Like ``submit`` but returns the future; cancelling it takes the call off the queue.
+
+        With ``on_part`` the call may be split to fill a batch: the results of its first rows
+        go to ``on_part(result, rows)`` and the future gets the result of the rest.
+        """
         limits = self.limits
         if len(self._queue) >= limits.max_queue_size:
             raise ServiceUnavailable(
@@ -183,6 +200,7 @@ class AdaptiveBatcher:
         self._note_arrival(now, items)
         future: asyncio.Future[Any] = loop.create_future()
         req = _Request(payload, items, key, future, now, now + limits.max_latency_ms / 1000)
+        req.on_part = on_part
         future.add_done_callback(lambda f: self._remove(req) if f.cancelled() else None)
         self._queue.append(req)
         self._queued_items += items
@@ -354,17 +372,38 @@ class AdaptiveBatcher:
                 queue.popleft()
                 self._queued_items -= nxt.items
                 continue
-            if nxt.key != first.key or items + nxt.items > self.limits.max_batch_size:
+            if nxt.key != first.key:
                 break
-            if (self.cost.fitted and now + self.cost.estimate_s(items + nxt.items)
-                    > min(deadline, nxt.deadline)):
-                break  # a bigger batch would make an earlier request miss its deadline
+            room = self.limits.max_batch_size - items
+            take = min(nxt.items, room)
+            if take <= 0 or (self.cost.fitted and now + self.cost.estimate_s(items + take)
+                             > min(deadline, nxt.deadline)):
+                break  # full, or a bigger batch would make an earlier request miss its deadline
+            if take < nxt.items:  # fill the batch with its first rows, if it can be split
+                head = self._split_off(nxt, take)
+                if head is not None:
+                    batch.append(head)
+                break
             queue.popleft()
             self._queued_items -= nxt.items
             items += nxt.items
             deadline = min(deadline, nxt.deadline)
             batch.append(nxt)
         return batch
+
+    def _split_off(self, req: _Request, rows: int) -> _Request | None:
+        """A request for the first ``rows`` items of queued ``req``, which keeps the rest."""
+        if req.on_part is None or self._split is None:
+            return None
+        parts = self._split(req.payload, rows)
+        if parts is None:
+            return None
+        head = _Request(parts[0], rows, req.key, req.future, req.arrived, req.deadline)
+        head.whole = req
+        req.payload = parts[1]
+        req.items -= rows
+        self._queued_items -= rows
+        return head
 
     async def _dispatch_loop(self) -> None:
         assert self._wakeup is not None
@@ -400,11 +439,14 @@ class AdaptiveBatcher:
             raise
         except BaseException as e:  # noqa: BLE001 - delivered to every caller
             for r in batch:
-                if not r.future.done():
-                    r.future.set_exception(e)
+                self._fail(r.whole or r, e)
         else:
             for r, result in zip(batch, results):
-                if not r.future.done():
+                if r.future.done():
+                    continue
+                if r.whole is not None:  # the first rows of a request still queued
+                    r.whole.on_part(result, r.items)  # type: ignore[misc]
+                else:
                     r.future.set_result(result)
         self._running = False
         end = self._clock()

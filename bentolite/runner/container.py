@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pickle
 import struct
+import sys
 from typing import Any, Sequence
 
 from ..exceptions import BentoMLException
@@ -100,6 +101,40 @@ def concat_batches(values: Sequence[Any], batch_dim: int = 0) -> Any:
 
         return torch.cat(list(values), dim=batch_dim)
     raise TypeError(f"cannot batch values of type {type(values[0]).__name__}")
+
+
+def single_array_rows(args: tuple[Any, ...], kwargs: dict[str, Any], batch_dim: int
+                      ) -> int | None:
+    """Items of a call whose only argument is one numpy array; None for any other call."""
+    if kwargs or len(args) != 1:
+        return None
+    numpy = sys.modules.get("numpy")
+    value = args[0]
+    if numpy is None or type(value) is not numpy.ndarray or not 0 <= batch_dim < value.ndim:
+        return None
+    return int(value.shape[batch_dim])
+
+
+def array_layout(array: Any, batch_dim: int) -> tuple[Any, ...]:
+    """What numpy arrays must share to be joined along ``batch_dim``: dtype and other dims."""
+    shape = array.shape
+    return array.dtype.str, shape[:batch_dim] + shape[batch_dim + 1:]
+
+
+def join_batches(values: Sequence[Any], batch_dim: int = 0) -> Any:
+    """Join the results of the parts of one request: ``split_batch`` the other way round."""
+    first = values[0]
+    if isinstance(first, tuple):
+        return tuple(join_batches([v[i] for v in values], batch_dim) for i in range(len(first)))
+    if isinstance(first, dict):
+        return {k: join_batches([v[k] for v in values], batch_dim) for k in first}
+    return concat_batches(values, batch_dim)
+
+
+def split_rows(value: Any, rows: int, batch_dim: int = 0) -> tuple[Any, Any]:
+    """The first ``rows`` items of batch value ``value`` and the rest (views where possible)."""
+    head, tail = _split_one(value, [rows, batch_size_of(value, batch_dim) - rows], batch_dim)
+    return head, tail
 
 
 def _split_one(value: Any, sizes: Sequence[int], batch_dim: int) -> list[Any]:

@@ -2,17 +2,25 @@
 
 Each worker gets one multiplexed connection, opened lazily and re-opened after the worker
 restarts. Calls go to the worker with the fewest outstanding requests.
+
+Calls of a batchable method with one numpy array, made in the same event-loop turn, are
+coalesced: their arrays travel as one call (joined along batch_dim) and its result is split
+back into each caller's rows, so 64 concurrent requests cost the hop one frame, not 64.
 """
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import threading
-from typing import TYPE_CHECKING, Any, AsyncIterator
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
 from .. import tracing
 from ..exceptions import BentoMLException, GatewayTimeout, ServiceUnavailable, StateException
-from .container import decode_payload, encode_payload
+from .container import (
+    array_layout, concat_batches, decode_payload, encode_payload, join_batches,
+    single_array_rows, split_batch,
+)
 from .handle import RunnerHandle, on_event_loop
 from .protocol import (
     CALL, CANCEL, CHUNK, PING, RESULT, PONG, Frame, FrameProtocol, error_from_meta, pack_frame,
@@ -38,6 +46,8 @@ class _Connection(FrameProtocol):
         self.pending: dict[int, asyncio.Future[Frame]] = {}
         #: streamed calls: request id -> the queue their CHUNK/RESULT/ERROR frames go to
         self.streams: dict[int, asyncio.Queue[Frame | BaseException]] = {}
+        #: coalesced calls: request id -> what takes their partial results (CHUNK frames)
+        self.partials: dict[int, Callable[[Frame], None]] = {}
         self.closed = False
         self._ids = itertools.count(1)
 
@@ -45,6 +55,11 @@ class _Connection(FrameProtocol):
         return next(self._ids)
 
     def _on_frame(self, frame: Frame) -> None:
+        if frame.kind == CHUNK and self.partials:
+            on_chunk = self.partials.get(frame.request_id)
+            if on_chunk is not None:
+                on_chunk(frame)
+                return
         if self.streams:
             queue = self.streams.get(frame.request_id)
             if queue is not None:
@@ -122,6 +137,92 @@ async def ping_worker(address: str, timeout_s: float = 1.0) -> bool:
             conn.transport.close()
 
 
+class _Group:
+    """Single-array calls to one method coalesced in one loop turn: one CALL on the wire.
+
+    The worker may split it by rows to fill a batch: the first rows' result then comes in a
+    CHUNK frame (meta ``n``: its rows) before the RESULT of the rest. Each caller gets its
+    result as soon as all its rows have come back.
+    """
+
+    __slots__ = ("method", "arrays", "sizes", "callers", "rows", "conn", "rid", "timer",
+                 "delivered", "next", "carry")
+
+    def __init__(self, method: RunnerMethod) -> None:
+        self.method = method
+        self.arrays: list[Any] = []
+        self.sizes: list[int] = []
+        self.callers: list[asyncio.Future[Any]] = []
+        self.rows = 0
+        self.conn: _Connection | None = None
+        self.rid = 0
+        self.timer: asyncio.TimerHandle | None = None
+        self.delivered = 0  # rows whose results came back
+        self.next = 0  # the first caller not answered yet
+        self.carry: tuple[Any, int] | None = None  # that caller's rows so far, and how many
+
+    def add(self, loop: asyncio.AbstractEventLoop, array: Any, rows: int) -> None:
+        self.arrays.append(array)
+        self.sizes.append(rows)
+        self.callers.append(loop.create_future())
+        self.rows += rows
+
+    def sent(self, conn: _Connection, rid: int, timer: asyncio.TimerHandle) -> None:
+        self.conn, self.rid, self.timer = conn, rid, timer
+
+    def deliver(self, result: Any, rows: int) -> None:
+        """Answer the callers whose rows ``result`` (the next ``rows`` rows) completes."""
+        method = self.method
+        dim = method.config.batch_dim[1]
+        pieces: list[int] = []
+        carried = self.carry[1] if self.carry is not None else 0
+        left, i = rows, self.next
+        while left > 0 and i < len(self.sizes):
+            take = min(self.sizes[i] - carried, left)
+            pieces.append(take)
+            left -= take
+            carried = 0
+            i += 1
+        if left or not pieces:
+            raise BentoMLException(
+                f"runner {method.runner.name!r} method {method.name!r} sent {rows} rows "
+                f"for callers waiting on {self.rows} in all")
+        parts = [result] if len(pieces) == 1 else split_batch(result, pieces, dim, method.name)
+        self.delivered += rows
+        for part, size in zip(parts, pieces):
+            if self.carry is not None:
+                part = join_batches([self.carry[0], part], dim)
+                size += self.carry[1]
+                self.carry = None
+            if size < self.sizes[self.next]:  # the rest of its rows come in the next part
+                self.carry = (part, size)
+                return
+            caller = self.callers[self.next]
+            self.next += 1
+            if not caller.done():
+                caller.set_result(part)
+
+    def on_chunk(self, frame: Frame) -> None:
+        try:
+            self.deliver(decode_payload(frame.buffers), int(frame.meta["n"]))
+        except Exception as e:  # noqa: BLE001 - every caller not yet answered gets it
+            self.fail(e)
+
+    def fail(self, error: BaseException) -> None:
+        for caller in self.callers:
+            if not caller.done():
+                caller.set_exception(error)
+
+    def abandoned(self) -> None:
+        """A caller was cancelled: once all were, the call is cancelled on the worker too."""
+        if self.conn is None or not all(c.done() for c in self.callers):
+            return
+        if self.conn.pending.pop(self.rid, None) is not None:
+            self.conn.partials.pop(self.rid, None)
+            self.timer.cancel()  # type: ignore[union-attr]
+            self.conn.send(pack_frame(CANCEL, self.rid))
+
+
 class RemoteRunnerHandle(RunnerHandle):
     """Calls runner workers at ``addresses`` (Unix socket paths).
 
@@ -130,12 +231,18 @@ class RemoteRunnerHandle(RunnerHandle):
     other than the loop's own.
     """
 
+    #: whether single-array calls to a batchable method made in one loop turn travel as one
+    COALESCE = True
+
     def __init__(self, runner: Runner, addresses: list[str], *,
                  timeout_s: float | None = None) -> None:
         self._runner = runner
         self._workers = [_Worker(a, i) for i, a in enumerate(addresses)]
         self._timeout_s = float(timeout_s if timeout_s is not None
                                 else runner.config.traffic.timeout)
+        #: calls being coalesced this loop turn: (method, dtype, other dims) -> their group
+        self._groups: dict[tuple[Any, ...], _Group] = {}
+        self._flush_scheduled = False
         self._thread: threading.Thread | None = None
         try:
             self._loop = asyncio.get_running_loop()
@@ -180,31 +287,45 @@ class RemoteRunnerHandle(RunnerHandle):
         conn = worker.conn
         return conn if conn is not None and not conn.closed else None
 
+    def _start(self, conn: _Connection, method_name: str, args: tuple[Any, ...],
+               kwargs: dict[str, Any], trace: dict[str, str] | None = None,
+               on_chunk: Callable[[Frame], None] | None = None
+               ) -> tuple[int, asyncio.Future[Frame]]:
+        """Send one CALL frame on ``conn``: its request id and the future of its reply
+        (its last frame; ``on_chunk`` takes partial results before it)."""
+        rid = conn.next_id()
+        fut: asyncio.Future[Frame] = self._loop.create_future()
+        meta: dict[str, Any] = {"m": method_name}
+        if trace:
+            meta["trace"] = trace
+        if on_chunk is not None:
+            meta["p"] = 1
+            conn.partials[rid] = on_chunk
+        conn.pending[rid] = fut
+        conn.send(pack_frame(CALL, rid, meta, encode_payload((args, kwargs))))
+        return rid, fut
+
+    def _timeout_error(self, method_name: str) -> GatewayTimeout:
+        name = self._runner.name
+        return GatewayTimeout(
+            f"runner {name!r} did not answer {method_name} within {self._timeout_s:g} s; "
+            f"raise runners.traffic.timeout (or runners.{name}.traffic.timeout)")
+
     async def call(self, method_name: str, args: tuple[Any, ...], kwargs: dict[str, Any],
                    trace: dict[str, str] | None = None) -> Any:
         """Call ``method_name`` on a worker; ``trace`` is an optional W3C trace-context dict."""
         conn = self._open_least_busy() or await self._pick()
         if conn.closed:  # its worker died while we connected: nothing would ever answer
             raise conn.lost_error()
-        rid = conn.next_id()
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[Frame] = loop.create_future()
-        meta: dict[str, Any] = {"m": method_name}
-        if trace:
-            meta["trace"] = trace
-        conn.pending[rid] = fut
-        conn.send(pack_frame(CALL, rid, meta, encode_payload((args, kwargs))))
+        rid, fut = self._start(conn, method_name, args, kwargs, trace)
         # a bare timer, not asyncio.wait_for: that costs a second future and callbacks per call
-        timer = loop.call_later(self._timeout_s, _time_out, fut)
+        timer = self._loop.call_later(self._timeout_s, _time_out, fut)
         try:
             frame = await fut
         except asyncio.TimeoutError:
             conn.pending.pop(rid, None)
             conn.send(pack_frame(CANCEL, rid))
-            name = self._runner.name
-            raise GatewayTimeout(
-                f"runner {name!r} did not answer {method_name} within {self._timeout_s:g} s; "
-                f"raise runners.traffic.timeout (or runners.{name}.traffic.timeout)") from None
+            raise self._timeout_error(method_name) from None
         except asyncio.CancelledError:
             if conn.pending.pop(rid, None) is not None:
                 conn.send(pack_frame(CANCEL, rid))
@@ -215,14 +336,96 @@ class RemoteRunnerHandle(RunnerHandle):
             return decode_payload(frame.buffers)
         raise error_from_meta(frame.meta, self._runner.name)
 
+    # --- coalescing -----------------------------------------------------------------
+
+    def _coalesce(self, method: RunnerMethod, args: tuple[Any, ...],
+                  kwargs: dict[str, Any]) -> _Group | None:
+        """Join this call to the loop turn's group for its method and array layout; None when
+        the call is not one numpy array to a batchable method (it goes on its own)."""
+        if not method.config.batchable or not self.COALESCE:
+            return None
+        dim = method.config.batch_dim[0]
+        rows = single_array_rows(args, kwargs, dim)
+        if rows is None:
+            return None
+        array = args[0]
+        key = (method.name, *array_layout(array, dim))
+        group = self._groups.get(key)
+        if group is None or group.rows + rows > method.max_batch_size:
+            if group is not None:  # full: it goes now, a new group takes this call
+                self._send_group(self._groups.pop(key))
+            group = self._groups[key] = _Group(method)
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                self._loop.call_soon(self._flush_groups)
+        group.add(self._loop, array, rows)
+        return group
+
+    def _flush_groups(self) -> None:
+        self._flush_scheduled = False
+        groups, self._groups = self._groups, {}
+        for group in groups.values():
+            self._send_group(group)
+
+    def _send_group(self, group: _Group) -> None:
+        if all(caller.cancelled() for caller in group.callers):
+            return
+        conn = self._open_least_busy()
+        if conn is None:  # no open connection yet: open one, then send
+            asyncio.ensure_future(self._send_group_when_connected(group))
+            return
+        dim = group.method.config.batch_dim[0]
+        arrays = group.arrays
+        joined = arrays[0] if len(arrays) == 1 else concat_batches(arrays, dim)
+        group.arrays = []  # the joined copy is what travels
+        rid, fut = self._start(conn, group.method.name, (joined,), {}, on_chunk=group.on_chunk)
+        timer = self._loop.call_later(self._timeout_s, _time_out, fut)
+        group.sent(conn, rid, timer)
+        fut.add_done_callback(functools.partial(self._group_done, group))
+
+    async def _send_group_when_connected(self, group: _Group) -> None:
+        try:
+            conn = await self._pick()
+            if conn.closed:
+                raise conn.lost_error()
+        except BaseException as e:  # noqa: BLE001 - every caller gets the error
+            group.fail(e)
+            return
+        self._send_group(group)
+
+    def _group_done(self, group: _Group, fut: asyncio.Future[Frame]) -> None:
+        group.timer.cancel()  # type: ignore[union-attr]
+        conn = group.conn
+        conn.pending.pop(group.rid, None)  # type: ignore[union-attr]
+        conn.partials.pop(group.rid, None)  # type: ignore[union-attr]
+        try:
+            frame = fut.result()
+            if frame.kind != RESULT:
+                raise error_from_meta(frame.meta, self._runner.name)
+            group.deliver(decode_payload(frame.buffers), group.rows - group.delivered)
+        except asyncio.TimeoutError:
+            conn.send(pack_frame(CANCEL, group.rid))  # type: ignore[union-attr]
+            group.fail(self._timeout_error(group.method.name))
+        except BaseException as e:  # noqa: BLE001 - every caller not yet answered gets it
+            group.fail(e)
+
     async def async_run_method(self, method: RunnerMethod, args: tuple[Any, ...],
                                kwargs: dict[str, Any]) -> Any:
-        coro = self.call(method.name, args, kwargs,
-                         tracing.outgoing_trace() if tracing.ACTIVE else None)
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:  # pragma: no cover - async_run always runs in a loop
             running = None
+        if running is self._loop and not tracing.ACTIVE:
+            group = self._coalesce(method, args, kwargs)
+            if group is not None:
+                caller = group.callers[-1]
+                try:
+                    return await caller
+                except asyncio.CancelledError:
+                    group.abandoned()
+                    raise
+        coro = self.call(method.name, args, kwargs,
+                         tracing.outgoing_trace() if tracing.ACTIVE else None)
         if running is self._loop:
             return await coro
         self._check_loop(coro)
@@ -340,6 +543,8 @@ class HttpRunnerHandle(RemoteRunnerHandle):
 
     Sends the shared secret ``runners.auth_token`` as ``Authorization: Bearer <token>``.
     """
+
+    COALESCE = False  # one HTTP request per call
 
     def __init__(self, runner: Runner, addresses: list[str], *,
                  timeout_s: float | None = None) -> None:

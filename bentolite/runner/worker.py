@@ -29,7 +29,8 @@ from ..exceptions import BentoMLException
 from ..logs import configure_logging
 from .batching import AdaptiveBatcher
 from .container import (
-    check_batch_length, concat_batches, decode_payload, encode_payload, is_batch_value, split_batch,
+    array_layout, check_batch_length, concat_batches, single_array_rows, decode_payload, encode_payload, is_batch_value,
+    split_batch, split_rows,
 )
 from .handle import batch_items, iterate_in
 from .protocol import (
@@ -115,19 +116,21 @@ def _batch_key(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]
     )
 
 
-_SINGLE_ARRAY_KEY = ((None,), ())  # _batch_key((array,), {})
-
-
-def _single_array_items(args: tuple[Any, ...], kwargs: dict[str, Any], batch_dim: int
-                        ) -> int | None:
-    """Items of a call whose only argument is one numpy array; None for any other call."""
-    if kwargs or len(args) != 1:
+def _row_splitter(method: RunnerMethod) -> Any:
+    """The batcher's ``split`` for a batchable method: a single-array call that accepts
+    partial results (coalesced calls from an API worker) is split by rows to fill a batch."""
+    if not method.config.batchable:
         return None
-    numpy = sys.modules.get("numpy")
-    value = args[0]
-    if numpy is None or type(value) is not numpy.ndarray or value.ndim == 0:
-        return None
-    return int(value.shape[batch_dim])
+    in_dim = method.config.batch_dim[0]
+
+    def split(payload: tuple[Any, Any, int], rows: int) -> Any:
+        args, kwargs, items = payload
+        if single_array_rows(args, kwargs, in_dim) is None:
+            return None
+        head, tail = split_rows(args[0], rows, in_dim)
+        return ((head,), kwargs, rows), ((tail,), kwargs, items - rows)
+
+    return split
 
 
 #: the two histograms, made once per process (several runners may run in one process:
@@ -231,7 +234,7 @@ class RunnerWorker:
                 self._batch_runner(method), runner_name=self.runner.name,
                 method_name=method.name, limits=method.limits,
                 on_batch=metrics.observer(method.name) if metrics else None,
-                model_lock=model_lock)
+                model_lock=model_lock, split=_row_splitter(method))
 
     async def _run_direct(self, method_name: str, args: tuple[Any, ...],
                           kwargs: dict[str, Any]) -> Any:
@@ -368,10 +371,12 @@ class RunnerWorker:
                 and batcher.arrivals_within(estimate_s) < INLINE_MAX_ARRIVALS)
 
     def call(self, method_name: str, args: tuple[Any, ...], kwargs: dict[str, Any],
-             trace: dict[str, str] | None = None) -> asyncio.Future[Any]:
+             trace: dict[str, str] | None = None, on_part: Any = None) -> asyncio.Future[Any]:
         """Queue a call; the future resolves to its result (cancel it to withdraw the call).
 
         ``trace`` is the caller's W3C trace context (frame header), used when tracing is on.
+        ``on_part(result, rows)``: the call accepts partial results, so a single-array call
+        to a batchable method may be split by rows to fill a batch (see the batcher).
         """
         method = self._methods.get(method_name)
         if method is None:
@@ -390,9 +395,12 @@ class RunnerWorker:
             return future
         batcher = self._batchers[method_name]
         if method.config.batchable:
-            items = _single_array_items(args, kwargs, method.config.batch_dim[0])
-            if items is not None:  # the common call: skip the general inspection
-                return batcher.enqueue((args, kwargs, items), items, _SINGLE_ARRAY_KEY)
+            dim = method.config.batch_dim[0]
+            items = single_array_rows(args, kwargs, dim)
+            if items is not None:  # the common call: skip the general inspection; arrays
+                # that cannot be joined never share a batch (one's error stays its own)
+                return batcher.enqueue((args, kwargs, items), items,
+                                       array_layout(args[0], dim), on_part)
             items = batch_items(method, args, kwargs)
             future = batcher.enqueue((args, kwargs, items), items, _batch_key(args, kwargs))
         else:
@@ -457,6 +465,15 @@ class RunnerWorker:
         def error_frame(rid: int, exc: BaseException) -> list[Any]:
             return pack_frame(ERROR, rid, self.error_meta(exc))
 
+        def send_part(rid: int, result: Any, rows: int) -> None:
+            """The first ``rows`` rows' result of a split call: a CHUNK before its RESULT."""
+            try:
+                proto.send(pack_frame(CHUNK, rid, {"n": rows}, encode_payload(result)))
+            except Exception as e:  # noqa: BLE001 - e.g. an unpicklable result
+                future = calls.get(rid)
+                if future is not None and not future.done():
+                    future.set_exception(e)
+
         async def stream_to(rid: int, frame: Frame) -> None:
             try:
                 args, kwargs = decode_payload(frame.buffers)
@@ -488,8 +505,9 @@ class RunnerWorker:
                     return
                 try:
                     args, kwargs = decode_payload(frame.buffers)
-                    future = self.call(frame.meta.get("m", ""), args, kwargs,
-                                       frame.meta.get("trace"))
+                    meta = frame.meta
+                    future = self.call(meta.get("m", ""), args, kwargs, meta.get("trace"),
+                                       functools.partial(send_part, rid) if "p" in meta else None)
                 except Exception as e:  # noqa: BLE001 - refused calls get their error back
                     proto.send(error_frame(rid, e))
                     return

@@ -183,8 +183,13 @@ def test_cancelled_batched_calls_leave_the_queue(tmp_path: Path) -> None:
                 # hold the model thread, queue batched calls behind it, withdraw half of them
                 busy = asyncio.ensure_future(runner.nap.async_run(0.5))
                 await asyncio.sleep(0.05)
-                queued = {i: asyncio.ensure_future(runner.predict.async_run(np.full((1, 1), float(i))))
-                          for i in range(100, 110)}
+                # one loop turn apart, so they are not coalesced into one call (a coalesced
+                # call runs all its rows unless every one of its callers is cancelled)
+                queued = {}
+                for i in range(100, 110):
+                    queued[i] = asyncio.ensure_future(
+                        runner.predict.async_run(np.full((1, 1), float(i))))
+                    await asyncio.sleep(0.001)
                 await asyncio.sleep(0.05)
                 withdrawn = [i for i in queued if i % 2]
                 for i in withdrawn:

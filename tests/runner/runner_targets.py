@@ -144,6 +144,8 @@ class Timed(bentolite.Runnable):
 
 
 row_runner = bentolite.Runner(RowModel, name="rows")
+#: batches of at most 5 rows: coalesced calls must be split to fill them
+small_runner = bentolite.Runner(RowModel, name="small", max_batch_size=5)
 #: issue 13's cold start: 1 s first call, then 20 ms; 500 ms deadline, batches of 8
 cold_runner = bentolite.Runner(Timed, name="cold", max_batch_size=8, max_latency_ms=500,
                                runnable_init_params={"first_s": 1.0, "later_s": 0.02})
@@ -160,7 +162,8 @@ echo_runner = bentolite.Runner(Echo, name="echo")
 class FakeService:
     """Stands in for a Service: anything with a ``runners`` list."""
 
-    runners = [row_runner, slow_runner, broken_runner, echo_runner, cold_runner, too_slow_runner]
+    runners = [row_runner, small_runner, slow_runner, broken_runner, echo_runner, cold_runner,
+               too_slow_runner]
 
 
 svc = FakeService()

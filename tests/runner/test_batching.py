@@ -250,3 +250,56 @@ def test_an_idle_model_runs_the_request_whatever_the_estimate() -> None:
         await batcher.close()
 
     asyncio.run(main())
+
+
+def test_a_request_that_accepts_parts_is_split_to_fill_a_batch() -> None:
+    """Rows, not requests: a call with ``on_part`` fills the room left in a batch with its
+    first rows (their result goes to ``on_part`` at once); one without is never split."""
+    async def main() -> None:
+        model = Model()
+
+        def split(payload: Any, rows: int) -> tuple[Any, Any]:
+            name, n = payload
+            return (name, rows), (name, n - rows)
+
+        batcher = AdaptiveBatcher(model, runner_name="r", method_name="m",
+                                  limits=BatchLimits(max_batch_size=4), split=split)
+        parts: list[tuple[Any, int]] = []
+        first = batcher.enqueue(("a", 3), 3)
+        whole = batcher.enqueue(("b", 4), 4, on_part=lambda result, rows: parts.append(
+            (result, rows)))
+        plain = batcher.enqueue(("c", 4), 4)
+        assert await first == ("done", ("a", 3))
+        assert await whole == ("done", ("b", 3))  # the rest of its rows
+        assert parts == [(("done", ("b", 1)), 1)]  # its first row rode with "a"
+        assert await plain == ("done", ("c", 4))
+        assert model.batches == [[("a", 3), ("b", 1)], [("b", 3)], [("c", 4)]]
+        await batcher.close()
+
+    asyncio.run(main())
+
+
+def test_a_failed_part_fails_the_whole_request() -> None:
+    async def main() -> None:
+        class Failing(Model):
+            async def __call__(self, payloads: list[Any]) -> list[Any]:
+                self.batches.append(list(payloads))
+                if len(self.batches) == 1:
+                    raise ValueError("first batch failed")
+                return [("done", p) for p in payloads]
+
+        model = Failing()
+        batcher = AdaptiveBatcher(model, runner_name="r", method_name="m",
+                                  limits=BatchLimits(max_batch_size=4),
+                                  split=lambda p, rows: ((p[0], rows), (p[0], p[1] - rows)))
+        first = batcher.enqueue(("a", 3), 3)
+        whole = batcher.enqueue(("b", 4), 4, on_part=lambda *_: None)
+        after = batcher.enqueue(("c", 1), 1)
+        for fut in (first, whole):
+            with pytest.raises(ValueError, match="first batch failed"):
+                await fut
+        assert await after == ("done", ("c", 1))
+        assert [("b", 3)] not in model.batches  # its rest never ran
+        await batcher.close()
+
+    asyncio.run(main())
