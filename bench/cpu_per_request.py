@@ -31,6 +31,21 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _threads_cpu_s(pid: int) -> dict[str, float]:
+    """CPU seconds of each thread of ``pid``: its main thread (the event loop) and the others
+    by thread id (Python does not name OS threads)."""
+    out: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = "main" if task.name == str(pid) else task.name
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        out[name] = out.get(name, 0.0) + cpu
+    return out
+
+
 def _role(pid: int) -> str:
     cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     for marker, role in (("runner.worker", "runner worker"), ("api_worker", "API worker")):
@@ -83,6 +98,7 @@ def main() -> None:
         run_load_sync(url, scenario.body, duration_s=args.warmup_s, warmup_s=0, **load)
         pids = [server.pid, *descendants(server.pid)]
         before = {pid: _cpu_s(pid) for pid in pids}
+        threads_before = {pid: _threads_cpu_s(pid) for pid in pids}
         spies = _start_py_spy(args.py_spy, pids[1:], args.seconds) if args.py_spy else []
         own = os.times()
         result = run_load_sync(url, scenario.body, duration_s=args.seconds, **load)
@@ -90,12 +106,17 @@ def main() -> None:
         for spy in spies:
             spy.wait()
         after = {pid: _cpu_s(pid) for pid in pids}
+        threads_after = {pid: _threads_cpu_s(pid) for pid in pids}
         done = max(result.requests, 1)
         print(f"{args.scenario} c={args.concurrency}: {result.requests_per_s:,.0f} req/s, "
               f"p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms, "
               f"errors {result.error_count}, mean batch {_mean_batch(port) or 0:.1f}")
         for pid in pids:
             print(f"  {(after[pid] - before[pid]) / done * 1e6:7.1f} us/request  {_role(pid)}")
+            for name, cpu in sorted(threads_after[pid].items()):
+                spent = (cpu - threads_before[pid].get(name, 0.0)) / done * 1e6
+                if spent >= 1.0:
+                    print(f"      {spent:7.1f} us/request  thread {name}")
         generator = (own_after.user + own_after.system) - (own.user + own.system)
         print(f"  {generator / done * 1e6:7.1f} us/request  load generator")
     finally:

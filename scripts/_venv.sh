@@ -14,18 +14,24 @@ VENV_HOME="${BENTOLITE_VENV_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/bentolite}"
 VENV="$VENV_HOME/venv-$KEY"
 
 if [ ! -f "$VENV/.complete" ]; then
-  echo "[venv] creating $VENV (first run installs torch and friends: a few minutes)"
-  rm -rf "$VENV"
+  # one creator at a time: a second test run started meanwhile waits, then finds it made
   mkdir -p "$VENV_HOME"
-  "$PYTHON" -m venv "$VENV"
-  pip_quiet() {  # the local mirror's index prints a warning per package: show only failures
-    local out
-    if ! out="$("$VENV/bin/python" -m pip install -q "$@" 2>&1)"; then echo "$out" >&2; return 1; fi
-  }
-  pip_quiet --upgrade pip wheel setuptools
-  pip_quiet "${TORCH_PINS[@]}"
-  pip_quiet -r "$LOCK" "${TORCH_PINS[@]}"
-  touch "$VENV/.complete"
+  exec 8>"$VENV_HOME/.venv-$KEY.lock"
+  flock 8
+  if [ ! -f "$VENV/.complete" ]; then
+    echo "[venv] creating $VENV (first run installs torch and friends: a few minutes)"
+    rm -rf "$VENV"
+    "$PYTHON" -m venv "$VENV"
+    pip_quiet() {  # the local mirror's index prints a warning per package: show only failures
+      local out
+      if ! out="$("$VENV/bin/python" -m pip install -q "$@" 2>&1)"; then echo "$out" >&2; return 1; fi
+    }
+    pip_quiet --upgrade pip wheel setuptools
+    pip_quiet "${TORCH_PINS[@]}"
+    pip_quiet -r "$LOCK" "${TORCH_PINS[@]}"
+    touch "$VENV/.complete"
+  fi
+  exec 8>&-
 fi
 
 if [ "$(readlink "$ROOT/.venv" 2>/dev/null)" != "$VENV" ]; then

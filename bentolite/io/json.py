@@ -39,21 +39,38 @@ def _text(body: bytes | str) -> str:
     return body.decode(json.detect_encoding(body), "surrogatepass")
 
 
+_fast_decode: Any = None
+
+
+def _decode(body: bytes | str, fallback: json.JSONDecoder) -> Any:
+    """msgspec's strict decoder (C; refuses NaN, Infinity and overflowing numbers, like
+    ``_FINITE_DECODER``, 10x faster); whatever it refuses goes to ``fallback``, which says
+    what is wrong in the standard library's words, or takes what only it reads (a BOM,
+    UTF-16)."""
+    global _fast_decode
+    if _fast_decode is None:
+        import msgspec
+
+        _fast_decode = msgspec.json.decode
+    try:
+        return _fast_decode(body)
+    except Exception:  # noqa: BLE001 - msgspec.DecodeError and friends: let fallback say
+        return fallback.decode(_text(body))
+
+
 def loads_finite(body: bytes | str) -> Any:
     """``json.loads`` that refuses NaN/Infinity and overflowing numbers (ValueError), as RFC 8259 JSON."""
-    return _FINITE_DECODER.decode(_text(body))
+    return _decode(body, _FINITE_DECODER)
 
 
 def parse_json(body: bytes, field: str, prefix: str, *, check_floats: bool = True) -> Any:
     """Parse a request body as JSON, or raise BadInput saying what is wrong and where.
 
-    ``check_floats=False`` skips the per-number overflow check (a Python call per float) for
-    callers that check the parsed values themselves; NaN/Infinity literals are refused always.
+    ``check_floats=False`` lets a number too large for a float through as inf (for callers
+    that check the parsed values themselves); NaN/Infinity literals are refused always.
     """
     try:
-        if check_floats:
-            return loads_finite(body)
-        return _NO_CONSTANTS_DECODER.decode(_text(body))
+        return _decode(body, _FINITE_DECODER if check_floats else _NO_CONSTANTS_DECODER)
     except json.JSONDecodeError as exc:
         raise BadInput(
             f"{prefix}: {exc.msg} at line {exc.lineno} column {exc.colno} (char {exc.pos})",

@@ -36,6 +36,18 @@ def test_invalid_json_names_the_position():
     assert "line 1 column 7" in error.message and error.field == "body"
 
 
+def test_the_fast_decoder_reads_as_the_standard_library_does():
+    """msgspec decodes; what it refuses the standard decoder reads or explains."""
+    big = "123456789012345678901234567890"
+    assert JSON().decode(msg(f'{{"n": {big}, "f": 1e-400, "s": "\\u00e9"}}')) == {
+        "n": int(big), "f": 0.0, "s": "\u00e9"}
+    assert JSON().decode(msg(b"\xef\xbb\xbf[1]")) == [1]  # a UTF-8 BOM
+    assert JSON().decode(msg('[1]'.encode("utf-16"))) == [1]
+    assert "out of range" in bad_input(JSON(), msg("[1e400]")).message
+    assert "NaN is not a JSON number" in bad_input(JSON(), msg("[NaN]")).message
+    assert "line 2 column 3" in bad_input(JSON(), msg('[1,\n  ]')).message
+
+
 def test_non_utf8_json_is_bad_input():
     assert "UTF-8" in bad_input(JSON(), msg(b'"\xff\xfe\x00"')).message
 
