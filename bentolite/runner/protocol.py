@@ -102,12 +102,20 @@ def write_frame(transport: asyncio.BaseTransport, pieces: list[Any]) -> None:
             transport.write(piece)  # type: ignore[attr-defined]
 
 
-class FrameProtocol(asyncio.Protocol):
-    """Parses frames off a stream and hands each to ``on_frame``."""
+class FrameProtocol(asyncio.BufferedProtocol):
+    """Parses frames off a stream and hands each to ``on_frame``.
+
+    Small frames are read into one reused buffer and copied out; a frame larger than that
+    buffer is read straight into a buffer of its own (one copy, from the kernel), which the
+    arrays decoded from it then use.
+    """
 
     def __init__(self, on_frame: Callable[[Frame], None]) -> None:
         self._on_frame = on_frame
-        self._buf = bytearray()
+        self._head = bytearray(_BIG_FRAME)
+        self._head_len = 0
+        self._frame: bytearray | None = None  # a big frame being read, and how much of it
+        self._frame_len = 0
         self._out: list[Any] = []
         self._flush_scheduled = False
         self.transport: asyncio.Transport | None = None
@@ -115,17 +123,40 @@ class FrameProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
-    def data_received(self, data: bytes) -> None:
-        buf = self._buf
-        buf += data
-        while len(buf) >= _HEADER.size:
-            (rest,) = _PREFIX.unpack_from(buf, 0)
-            end = _PREFIX.size + rest
-            if len(buf) < end:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        if self._frame is not None:
+            return memoryview(self._frame)[self._frame_len:]
+        return memoryview(self._head)[self._head_len:]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        if self._frame is not None:
+            self._frame_len += nbytes
+            if self._frame_len == len(self._frame):
+                frame, self._frame = self._frame, None
+                self._on_frame(parse_frame(frame))
+            return
+        head = self._head
+        filled = self._head_len + nbytes
+        pos = 0
+        while filled - pos >= _HEADER.size:
+            (rest,) = _PREFIX.unpack_from(head, pos)
+            size = _PREFIX.size + rest
+            if pos + size <= filled:
+                # a bytearray copy: buffers decoded from it are writable and outlive the head
+                self._on_frame(parse_frame(head[pos:pos + size]))
+                pos += size
+            elif size > len(head):  # too big for the head: read the rest into its own buffer
+                frame = bytearray(size)
+                have = filled - pos
+                frame[:have] = head[pos:filled]
+                self._frame, self._frame_len = frame, have
+                self._head_len = 0
                 return
-            frame_bytes = buf[:end]  # a bytearray copy: buffers decoded from it are writable
-            del buf[:end]
-            self._on_frame(parse_frame(frame_bytes))
+            else:
+                break
+        if pos:  # keep the start of the next frame at the front
+            head[:filled - pos] = head[pos:filled]
+        self._head_len = filled - pos
 
     def send(self, pieces: list[Any]) -> None:
         """Queue a frame; frames queued in one loop iteration go out in one write."""
