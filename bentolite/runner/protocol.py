@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import struct
 from typing import Any, Callable, Sequence
 
@@ -31,6 +32,7 @@ CHUNK = 7
 _HEADER = struct.Struct("!IBQIH")
 _PREFIX = struct.Struct("!I")
 _BIG_FRAME = 64 * 1024
+_SEND_BUFFER_BYTES = 4 * 1024 * 1024
 #: Frames larger than this are refused (protects a worker from a garbage length prefix).
 MAX_FRAME_BYTES = 4 * 1024 * 1024 * 1024 - 1
 
@@ -122,6 +124,12 @@ class FrameProtocol(asyncio.BufferedProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        sock = transport.get_extra_info("socket")
+        if sock is not None:  # a big frame goes out in one write, not 200 KiB at a time
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SEND_BUFFER_BYTES)
+            except OSError:  # capped by net.core.wmem_max: the kernel's own size then
+                pass
 
     def get_buffer(self, sizehint: int) -> memoryview:
         if self._frame is not None:
