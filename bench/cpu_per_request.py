@@ -78,7 +78,7 @@ def main() -> None:
     scenario = SCENARIOS[args.scenario]
     home = tempfile.mkdtemp(prefix="bentolite-cpu-")
     env = dict(os.environ, **BLAS_THREADS_ENV, BENCH_IMPL="bentolite", BENTOLITE_HOME=home,
-               BENTOLITE_CONFIG=args.config, PYTHONUNBUFFERED="1",
+               BENTOLITE_CONFIG=os.path.abspath(args.config), PYTHONUNBUFFERED="1",
                PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))
     if scenario.needs_models:
         subprocess.run([sys.executable, "save_models.py"], cwd=SERVICES_DIR, env=env, check=True,
