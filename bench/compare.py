@@ -41,7 +41,7 @@ REPO_ROOT = BENCH_DIR.parent
 SERVICES_DIR = BENCH_DIR / "services"
 CONFIG_PATH = BENCH_DIR / "config.yaml"
 #: implementation -> the peer venv (requirements/peers/NAME.txt) it runs in; bentolite runs here
-PEERS = {"bentoml": "bentoml-1.1.11", "bentoml14": "bentoml-1.4.39"}
+PEERS = {"bentoml": "bentoml-1.1.11", "bentoml14": "bentoml-1.4.39", "litserve": "litserve-0.2.19"}
 IMPLS = (*PEERS, "bentolite")
 V1_IMPLS = ("bentoml", "bentolite")
 V2_IMPLS = ("bentoml14", "bentolite")
@@ -71,6 +71,8 @@ class Scenario:
     description: str = ""
     impls: tuple[str, ...] = V1_IMPLS  # the implementations it runs on; the first is the baseline
     same_work_as: str | None = None  # the v1 scenario doing the same work (new-style ones)
+    #: a script serving the scenario on LitServe (``python SCRIPT PORT``), when it runs there
+    litserve_script: str | None = None
 
     @property
     def baseline(self) -> str:
@@ -107,6 +109,19 @@ SCENARIOS: dict[str, Scenario] = {
         check_response=_check_json_list(1),
         needs_models=True,
         description="NumpyNdarray 1x64 float32 JSON -> batchable numpy model (~5 ms + 0.1 ms/row)",
+    ),
+    "ls_batching": Scenario(
+        target="batching:svc",
+        route="/predict",
+        body=f"[[{_ROW}]]".encode(),
+        content_type="application/json",
+        concurrencies=(1, 8, 32, 64),
+        check_response=_check_json_list(1),
+        needs_models=True,
+        description="the batching scenario against LitServe 0.2.19 (a LitAPI with batch/unbatch, "
+        "max_batch_size=64, its default batch_timeout 0, one uvicorn API server, one model worker)",
+        impls=("litserve", "bentolite"),
+        litserve_script="litserve_batching.py",
     ),
     "graph": Scenario(
         target="graph:svc",
@@ -186,15 +201,29 @@ class Impl:
         self.worker_options = worker_options  # serve options for one API worker
 
 
-def _bentoml_impl(work_dir: Path, name: str) -> Impl:
-    """BentoML in its peer venv (``BENCH_BENTOML_VENV`` / ``BENCH_BENTOML14_VENV`` override)."""
-    venv = Path(
+def _peer_venv(name: str) -> Path:
+    """A peer's venv: ``BENCH_<NAME>_VENV``, else made by ``scripts/peer_venv.sh``."""
+    return Path(
         os.environ.get(f"BENCH_{name.upper()}_VENV")
         or subprocess.run(
             [str(REPO_ROOT / "scripts" / "peer_venv.sh"), PEERS[name]], check=True,
             capture_output=True, text=True
         ).stdout.strip()
     )
+
+
+def _litserve_impl() -> Impl:
+    """LitServe in its peer venv: ``python <scenario's litserve_script> PORT``."""
+    venv = _peer_venv("litserve")
+    env = _base_env()
+    env.pop("PYTHONPATH", None)
+    env.update(VIRTUAL_ENV=str(venv), PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}")
+    return Impl("litserve", str(venv / "bin" / "python"), [str(venv / "bin" / "python")], env, ())
+
+
+def _bentoml_impl(work_dir: Path, name: str) -> Impl:
+    """BentoML in its peer venv (``BENCH_BENTOML_VENV`` / ``BENCH_BENTOML14_VENV`` override)."""
+    venv = _peer_venv(name)
     env = _base_env()
     env.pop("PYTHONPATH", None)  # the project's checkout must not shadow anything there
     env.update(
@@ -251,6 +280,9 @@ def _base_env() -> dict[str, str]:
 
 
 def _serve_argv(impl: Impl, scenario: Scenario, port: int) -> list[str]:
+    if impl.name == "litserve":
+        assert scenario.litserve_script is not None
+        return [*impl.serve_argv, str(SERVICES_DIR / scenario.litserve_script), str(port)]
     return [
         *impl.serve_argv,
         "serve",
@@ -398,7 +430,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--impl",
         default=",".join(IMPLS),
         help="comma list: bentoml (1.1.11, v1 scenarios), bentoml14 (1.4.39, new-style "
-        "scenarios), bentolite (both); a scenario runs on those of its implementations listed",
+        "scenarios), litserve (0.2.19, ls_batching), bentolite (all); a scenario runs on those "
+        "of its implementations listed",
     )
     parser.add_argument(
         "--scenario", default=",".join(SCENARIOS), help=f"comma list of {', '.join(SCENARIOS)}"
@@ -462,15 +495,16 @@ def main(argv: list[str] | None = None) -> int:
     impls = {}
     for name in dict.fromkeys(i for names in runs.values() for i in names):
         impls[name] = (
-            _bentolite_impl(work_dir, args.bentolite_cmd)
-            if name == "bentolite"
+            _bentolite_impl(work_dir, args.bentolite_cmd) if name == "bentolite"
+            else _litserve_impl() if name == "litserve"
             else _bentoml_impl(work_dir, name)
         )
     results: dict[str, list[RunRecord]] = {}
     failed = False
     try:
-        for impl_name in dict.fromkeys(
+        for impl_name in dict.fromkeys(  # LitServe's script builds its model in memory
             i for name in scenario_names if SCENARIOS[name].needs_models for i in runs[name]
+            if i != "litserve"
         ):
             _save_models(impls[impl_name])
         for name in scenario_names:

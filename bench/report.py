@@ -15,7 +15,8 @@ from typing import Any, Callable, Iterable, Mapping
 __all__ = ["format_value", "render_report"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-LABELS = {"bentoml": "BentoML 1.1.11", "bentoml14": "BentoML 1.4.39", "bentolite": "bentolite"}
+LABELS = {"bentoml": "BentoML 1.1.11", "bentoml14": "BentoML 1.4.39", "litserve": "LitServe 0.2.19",
+          "bentolite": "bentolite"}
 
 
 def _median(values: Iterable[float | None]) -> float | None:
@@ -121,6 +122,18 @@ _TARGETS: list[tuple[str, str, Callable[[Any], float], str, float]] = [
         "<=",
         0.3,
     ),
+    # issue 17: modern peers
+    (
+        "v2_batching",
+        "new-style batching c=64 vs BentoML 1.4.39: req/s (issue 17)",
+        lambda r: _load_at(r, 64, "requests_per_s"),
+        ">=",
+        5.0,
+    ),
+    ("ls_batching", "batching c=64 vs LitServe: req/s", lambda r: _load_at(r, 64, "requests_per_s"),
+     ">=", 3.0),
+    ("ls_batching", "batching c=64 vs LitServe: p99 latency", lambda r: _load_at(r, 64, "p99_ms"),
+     "<", 1.0),
 ]
 #: the new-style path against bentolite's v1 path on the same work: req/s at the highest level
 _SAME_WORK_BOUND = 0.9
@@ -199,7 +212,8 @@ def render_report(
         f"measured; {args.rounds} round(s) per implementation, alternating; one API worker; "
         f"config bench/config.yaml; load generator on the same machine",
         "- cells are medians over rounds; ratio = bentolite / BentoML 1.1.11 for v1 scenarios, "
-        "bentolite / BentoML 1.4.39 for new-style (`v2_*`) ones, new-style / v1 for bentolite's "
+        "bentolite / BentoML 1.4.39 for new-style (`v2_*`) ones, bentolite / LitServe 0.2.19 for "
+        "`ls_batching`, new-style / v1 for bentolite's "
         "two paths on the same work (higher is better for req/s, lower for latency, cold start "
         "and RSS)",
         "",
