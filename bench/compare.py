@@ -31,7 +31,7 @@ from typing import Any, Callable
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from loadgen import run_load_sync  # noqa: E402
-from procs import ServerProcess, become_subreaper, free_port  # noqa: E402
+from procs import ServerProcess, become_subreaper, free_port, tree_io_bytes  # noqa: E402
 from report import format_value, render_report  # noqa: E402
 
 __all__ = ["SCENARIOS", "Scenario", "main", "plan"]
@@ -52,6 +52,36 @@ def _check_json_list(length: int) -> Callable[[bytes], bool]:
     def check(body: bytes) -> bool:
         value = json.loads(body)
         return isinstance(value, list) and len(value) == length
+
+    return check
+
+
+def _jpeg_640x480() -> bytes:
+    """A photo-like 640x480 JPEG (smooth gradients plus noise; about 100 KB at quality 90)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:480, 0:640]
+    rgb = np.stack([x * 255 / 640, y * 255 / 480, (x + y) * 255 / 1120], axis=-1)
+    rgb = np.clip(rgb + rng.normal(0, 12, rgb.shape), 0, 255).astype(np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(rgb).save(out, format="JPEG", quality=90)
+    return out.getvalue()
+
+
+def _tensor() -> Any:
+    import numpy as np
+
+    return np.random.default_rng(0).random((1, 3, 224, 224), dtype=np.float32)
+
+
+def _check_json_key(key: str, value: Any) -> Callable[[bytes], bool]:
+    def check(body: bytes) -> bool:
+        answer = json.loads(body)
+        return isinstance(answer, dict) and answer.get(key) == value
 
     return check
 
@@ -122,6 +152,36 @@ SCENARIOS: dict[str, Scenario] = {
         "max_batch_size=64, its default batch_timeout 0, one uvicorn API server, one model worker)",
         impls=("litserve", "bentolite"),
         litserve_script="litserve_batching.py",
+    ),
+    "image": Scenario(
+        target="payloads:svc",
+        route="/resize",
+        body=_jpeg_640x480(),
+        content_type="image/jpeg",
+        concurrencies=(1, 8),
+        check_response=_check_json_key("size", [224, 224]),
+        description="a 640x480 JPEG through Image() to a runner that resizes it to 224x224 "
+        "and returns JSON",
+    ),
+    "tensor_json": Scenario(
+        target="payloads:svc",
+        route="/tensor_json",
+        body=json.dumps(_tensor().tolist()).encode(),
+        content_type="application/json",
+        concurrencies=(1, 8),
+        check_response=_check_json_key("shape", [1, 3, 224, 224]),
+        description="a 1x3x224x224 float32 tensor as JSON (3 MB) through NumpyNdarray to a runner "
+        "that returns its per-channel means",
+    ),
+    "tensor_bin": Scenario(
+        target="payloads:svc",
+        route="/tensor_bin",
+        body=_tensor().tobytes(),
+        content_type="application/octet-stream",
+        concurrencies=(1, 8),
+        check_response=_check_json_key("shape", [1, 3, 224, 224]),
+        description="the same tensor as raw float32 bytes (602 KB) through File() "
+        "(np.frombuffer in the API) to the runner",
     ),
     "graph": Scenario(
         target="graph:svc",
@@ -360,6 +420,7 @@ def run_once(
                 f"{record.server_warmup['requests_per_s']:.1f} req/s"
             )
         for concurrency in levels:
+            io_before = tree_io_bytes(server.pid)
             record.loads[concurrency] = run_load_sync(
                 url,
                 scenario.body,
@@ -369,6 +430,9 @@ def run_once(
                 warmup_s=args.warmup_s,
                 expected_body=scenario.expected_body,
             )
+            load = record.loads[concurrency]
+            if load["answered"]:  # warm-up requests included, as in the byte counts
+                load["io_bytes_per_request"] = (tree_io_bytes(server.pid) - io_before) / load["answered"]
             _log(
                 f"  {impl.name:9s} {name} r{round_index} c={concurrency:<3d} "
                 f"{record.loads[concurrency]['requests_per_s']:8.1f} req/s "

@@ -76,13 +76,14 @@ async def run_load(
     errors: Counter[str] = Counter()
     warmup_errors: Counter[str] = Counter()
     completed = 0
+    answered = 0  # every request that got an answer, warm-up included
     headers = {"Content-Type": content_type}
     start = time.perf_counter()
     measure_from = start + warmup_s
     stop_at = measure_from + duration_s
 
     async def client(session: aiohttp.ClientSession) -> None:
-        nonlocal completed
+        nonlocal completed, answered
         while True:
             sent = time.perf_counter()
             if sent >= stop_at:
@@ -99,6 +100,7 @@ async def run_load(
                 error = type(exc).__name__
                 await asyncio.sleep(0.01)  # a refused connection must not spin the loop
             done = time.perf_counter()
+            answered += error is None or error.startswith("HTTP")
             # a request counts in the window it was sent in, and only if it ended in time
             if sent < measure_from or done > stop_at:
                 if error and sent < measure_from:
@@ -133,6 +135,7 @@ async def run_load(
         errors=dict(errors),
         error_count=sum(errors.values()),
         warmup_errors=dict(warmup_errors),
+        answered=answered,
     )
 
 

@@ -95,6 +95,19 @@ def tree_rss_kb(root_pid: int) -> tuple[int, int]:
     return sum(sizes), sum(1 for size in sizes if size)
 
 
+def tree_io_bytes(root_pid: int) -> int:
+    """Bytes read plus written through system calls (``rchar + wchar`` of /proc/PID/io) by
+    ``root_pid`` and its descendants: what a request moves between processes and the kernel."""
+    total = 0
+    for pid in [root_pid, *descendants(root_pid)]:
+        try:
+            fields = dict(line.split(": ") for line in Path(f"/proc/{pid}/io").read_text().splitlines())
+        except (OSError, ValueError):  # exited meanwhile
+            continue
+        total += int(fields.get("rchar", 0)) + int(fields.get("wchar", 0))
+    return total
+
+
 def free_port() -> int:
     """An unused TCP port on 127.0.0.1 (ephemeral range)."""
     import socket

@@ -264,6 +264,10 @@ def _table(
         row(f"c={concurrency} p90 ms", 2, load("p90_ms"))
         row(f"c={concurrency} p99 ms", 2, load("p99_ms"))
         row(f"c={concurrency} errors", 0, load("error_count"))
+        if any("io_bytes_per_request" in r.loads.get(concurrency, {}) for r in [*theirs, *ours]):
+            row(f"c={concurrency} KB through syscalls per request (all server processes)", 0,
+                lambda r, c=concurrency: r.loads[c].get("io_bytes_per_request", float("nan")) / 1e3
+                if c in r.loads else float("nan"))
     row("cold start s (launch to /readyz 200)", 2, lambda r: r.cold_start_s)
     row("RSS MiB after ready (all server processes)", 0, lambda r: r.rss_ready_kb / 1024)
     row("RSS MiB after load", 0, lambda r: r.rss_after_load_kb / 1024)
