@@ -16,6 +16,7 @@ BentoML, and bentolite's new-style path / its v1 path on the same work).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -109,6 +110,13 @@ class Scenario:
         return self.impls[0]
 
 
+def _payload_scenario(route: str, body: bytes, content_type: str,
+                      check: Callable[[bytes], bool], description: str) -> Scenario:
+    """A large-payload scenario of ``services/payloads.py`` (v1, against BentoML 1.1.11)."""
+    return Scenario(target="payloads:svc", route=route, body=body, content_type=content_type,
+                    concurrencies=(1, 8), check_response=check, description=description)
+
+
 SCENARIOS: dict[str, Scenario] = {
     "echo": Scenario(
         target="echo:svc",
@@ -140,48 +148,21 @@ SCENARIOS: dict[str, Scenario] = {
         needs_models=True,
         description="NumpyNdarray 1x64 float32 JSON -> batchable numpy model (~5 ms + 0.1 ms/row)",
     ),
-    "ls_batching": Scenario(
-        target="batching:svc",
-        route="/predict",
-        body=f"[[{_ROW}]]".encode(),
-        content_type="application/json",
-        concurrencies=(1, 8, 32, 64),
-        check_response=_check_json_list(1),
-        needs_models=True,
-        description="the batching scenario against LitServe 0.2.19 (a LitAPI with batch/unbatch, "
-        "max_batch_size=64, its default batch_timeout 0, one uvicorn API server, one model worker)",
-        impls=("litserve", "bentolite"),
-        litserve_script="litserve_batching.py",
+    "image": _payload_scenario(
+        "/resize", _jpeg_640x480(), "image/jpeg", _check_json_key("size", [224, 224]),
+        "a 640x480 JPEG through Image() to a runner that resizes it to 224x224 and returns JSON",
     ),
-    "image": Scenario(
-        target="payloads:svc",
-        route="/resize",
-        body=_jpeg_640x480(),
-        content_type="image/jpeg",
-        concurrencies=(1, 8),
-        check_response=_check_json_key("size", [224, 224]),
-        description="a 640x480 JPEG through Image() to a runner that resizes it to 224x224 "
-        "and returns JSON",
+    "tensor_json": _payload_scenario(
+        "/tensor_json", json.dumps(_tensor().tolist()).encode(), "application/json",
+        _check_json_key("shape", [1, 3, 224, 224]),
+        "a 1x3x224x224 float32 tensor as JSON (3 MB) through NumpyNdarray to a runner that "
+        "returns its per-channel means",
     ),
-    "tensor_json": Scenario(
-        target="payloads:svc",
-        route="/tensor_json",
-        body=json.dumps(_tensor().tolist()).encode(),
-        content_type="application/json",
-        concurrencies=(1, 8),
-        check_response=_check_json_key("shape", [1, 3, 224, 224]),
-        description="a 1x3x224x224 float32 tensor as JSON (3 MB) through NumpyNdarray to a runner "
-        "that returns its per-channel means",
-    ),
-    "tensor_bin": Scenario(
-        target="payloads:svc",
-        route="/tensor_bin",
-        body=_tensor().tobytes(),
-        content_type="application/octet-stream",
-        concurrencies=(1, 8),
-        check_response=_check_json_key("shape", [1, 3, 224, 224]),
-        description="the same tensor as raw float32 bytes (602 KB) through File() "
-        "(np.frombuffer in the API) to the runner",
+    "tensor_bin": _payload_scenario(
+        "/tensor_bin", _tensor().tobytes(), "application/octet-stream",
+        _check_json_key("shape", [1, 3, 224, 224]),
+        "the same tensor as raw float32 bytes (602 KB) through File() (np.frombuffer in the "
+        "API) to the runner",
     ),
     "graph": Scenario(
         target="graph:svc",
@@ -229,6 +210,14 @@ SCENARIOS: dict[str, Scenario] = {
         same_work_as="graph",
     ),
 }
+#: the batching scenario's work, against LitServe
+SCENARIOS["ls_batching"] = dataclasses.replace(
+    SCENARIOS["batching"],
+    description="the batching scenario against LitServe 0.2.19 (a LitAPI with batch/unbatch, "
+    "max_batch_size=64, its default batch_timeout 0, one uvicorn API server, one model worker)",
+    impls=("litserve", "bentolite"),
+    litserve_script="litserve_batching.py",
+)
 
 
 @dataclass
