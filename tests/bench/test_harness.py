@@ -255,3 +255,30 @@ def test_same_new_style_code_serves_on_bentoml14(tmp_path: Path) -> None:
     # entry service now and then gets ServerDisconnectedError from a dependency (HTTP 500)
     assert record.loads[2]["requests"] > 0
     assert record.processes_ready == 5  # the supervisor and one process per service
+
+
+def test_litserve_serves_the_batching_work_in_its_own_venv(tmp_path: Path) -> None:
+    """The LitServe peer (scripts/peer_venv.sh litserve-0.2.19) answers like bentolite does,
+    and each level records the bytes its processes moved through system calls."""
+    from compare import SCENARIOS, _litserve_impl, run_once
+
+    assert become_subreaper()
+    impl = _litserve_impl()
+    record = run_once(impl, "ls_batching", SCENARIOS["ls_batching"], 0, _bench_args("ls_batching"),
+                      tmp_path)
+    load = record.loads[2]
+    assert load["requests"] > 0 and load["error_count"] == 0
+    assert load["io_bytes_per_request"] > len(SCENARIOS["ls_batching"].body)
+
+
+def test_a_large_payload_is_counted_through_every_process_it_crosses(tmp_path: Path) -> None:
+    """602 KB posted to the API, handed to the runner: read by the API worker, written to the
+    runner and read there: at least three times its size through system calls."""
+    from compare import SCENARIOS, _bentolite_impl, run_once
+
+    assert become_subreaper()
+    record = run_once(_bentolite_impl(tmp_path, None), "tensor_bin", SCENARIOS["tensor_bin"], 0,
+                      _bench_args("tensor_bin"), tmp_path)
+    load = record.loads[2]
+    assert load["requests"] > 0 and load["error_count"] == 0
+    assert load["io_bytes_per_request"] >= 3 * len(SCENARIOS["tensor_bin"].body)
