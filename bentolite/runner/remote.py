@@ -367,11 +367,11 @@ class RemoteRunnerHandle(RunnerHandle):
         for group in groups.values():
             self._send_group(group)
 
-    def _send_group(self, group: _Group) -> None:
+    def _send_group(self, group: _Group, conn: _Connection | None = None) -> None:
         if all(caller.cancelled() for caller in group.callers):
             return
-        conn = self._open_least_busy()
-        if conn is None:  # no open connection yet: open one, then send
+        conn = conn or self._open_least_busy()
+        if conn is None:  # no open connection yet: open one, then send on it
             asyncio.ensure_future(self._send_group_when_connected(group))
             return
         dim = group.method.config.batch_dim[0]
@@ -391,7 +391,7 @@ class RemoteRunnerHandle(RunnerHandle):
         except BaseException as e:  # noqa: BLE001 - every caller gets the error
             group.fail(e)
             return
-        self._send_group(group)
+        self._send_group(group, conn)
 
     def _group_done(self, group: _Group, fut: asyncio.Future[Frame]) -> None:
         group.timer.cancel()  # type: ignore[union-attr]

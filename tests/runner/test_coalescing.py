@@ -150,3 +150,21 @@ def test_a_worker_killed_mid_call_fails_every_caller_and_is_restarted(tmp_path: 
                 runner.destroy()
 
     asyncio.run(main())
+
+
+def test_a_first_coalesced_call_finds_the_reachable_worker(tmp_path: Path) -> None:
+    """No connection open yet and the first worker unreachable: the group is sent on the
+    connection that could be opened (it once waited forever for the unreachable one)."""
+    runner = targets.small_runner
+
+    async def main() -> None:
+        async with group(runner, tmp_path) as workers:
+            runner.init_client([str(tmp_path / "nobody.sock"), *workers.addresses])
+            try:
+                out = await asyncio.wait_for(asyncio.gather(
+                    *(runner.predict.async_run(rows_of(i, 1)) for i in range(4))), 10)
+                assert [o[0, 0] for o in out] == [0, 1, 2, 3]
+            finally:
+                runner.destroy()
+
+    asyncio.run(main())
