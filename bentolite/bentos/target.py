@@ -13,7 +13,7 @@ from ..services.loader import service_in_directory
 from ..tag import Tag
 from .bento import BENTO_YAML, Bento, default_bento_store
 
-__all__ = ["resolve_serve_target"]
+__all__ = ["find_bento", "resolve_serve_target"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +43,26 @@ def _is_module(target: str, working_dir: str) -> bool:
         sys.path.pop(0)
 
 
+def find_bento(target: str, working_dir: str = ".") -> Bento | None:
+    """The bento TARGET names: a bento directory (``bento.yaml``) or a tag in the store
+    (``name[:version]``); None for a project directory or an importable module."""
+    path = Path(os.path.expanduser(target))
+    if path.is_dir():
+        return Bento.from_path(path.resolve()) if (path / BENTO_YAML).is_file() else None
+    if _is_module(target, working_dir):
+        return None
+    try:
+        tag = Tag.from_str(target)
+    except (BentoMLException, ValueError):
+        return None  # not a tag either: the loader says what is wrong
+    try:
+        return default_bento_store().get(tag)
+    except NotFound as e:
+        raise BentoMLException(
+            f"{target!r} is neither a module in {str(Path(working_dir).resolve())!r} nor a "
+            f"bento in the store ({e})") from None
+
+
 def resolve_serve_target(target: str, working_dir: str = ".") -> tuple[str, str]:
     """``(import string, working dir)`` for TARGET.
 
@@ -51,20 +71,10 @@ def resolve_serve_target(target: str, working_dir: str = ".") -> tuple[str, str]
     given), or a bento tag in the store (``name[:version]``). For a bento, its ``models/``
     becomes the model store of this process and of every worker it starts.
     """
+    bento = find_bento(target, working_dir)
+    if bento is not None:
+        return _use_bento(bento)
     path = Path(os.path.expanduser(target))
     if path.is_dir():
-        if (path / BENTO_YAML).is_file():
-            return _use_bento(Bento.from_path(path.resolve()))
         return service_in_directory(path.resolve()), str(path.resolve())
-    if _is_module(target, working_dir):
-        return target, working_dir
-    try:
-        tag = Tag.from_str(target)
-    except (BentoMLException, ValueError):
-        return target, working_dir  # not a tag either: the loader says what is wrong
-    try:
-        return _use_bento(default_bento_store().get(tag))
-    except NotFound as e:
-        raise BentoMLException(
-            f"{target!r} is neither a module in {str(Path(working_dir).resolve())!r} nor a "
-            f"bento in the store ({e})") from None
+    return target, working_dir

@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from ..runner.runner import Runner, RunnerMethod
 
-__all__ = ["RayRunnerHandle"]
+__all__ = ["RayRunnerHandle", "connect"]
 
 
 class RayRunnerHandle(RunnerHandle):
@@ -130,3 +130,9 @@ class RayRunnerHandle(RunnerHandle):
             return bool(await asyncio.wait_for(self._handle.ping.remote(), timeout))
         except Exception:  # noqa: BLE001 - any failure means "not ready"
             return False
+
+
+def connect(runner: Runner, handles: dict[str, DeploymentHandle]) -> None:
+    """Give ``runner`` a client that calls its deployment, ``handles[runner.name]``."""
+    runner.init_client([f"ray:{runner.name}"],
+                       handle_class=RayRunnerHandle.bound_to(handles[runner.name]))

@@ -1,8 +1,9 @@
 """The two kinds of Ray Serve replica a bentolite service becomes (see ``bentolite.ray``).
 
-* ``RunnerReplica``: one runner, served by the same ``RunnerWorker`` (model thread, adaptive
-  batcher per method, batch split/merge) as a ``bentolite serve`` runner worker; Ray's
-  deployment handle replaces the Unix socket and the framed protocol.
+* ``RunnerReplica``: one runner (or new-style service), served by the same ``RunnerWorker``
+  (model thread, adaptive batcher per method, batch split/merge) as a ``bentolite serve``
+  runner worker; Ray's deployment handle replaces the Unix socket and the framed protocol,
+  also for the services it ``depends()`` on.
 * ``ApiIngress``: the API server. It runs the same aiohttp app as ``bentolite serve``
   (``build_app``: routes, IO descriptors, error bodies, docs, probes, metrics, request ids)
   on a Unix socket in the replica's own event loop, and Ray Serve's HTTP requests are
@@ -44,18 +45,23 @@ _HOP_HEADERS = frozenset({
 @attrs.frozen
 class ServiceTarget:
     """How every replica imports the service (``bentolite.load(import_string, working_dir)``)
-    and the configuration it runs with: the driver's, so nodes need no config file."""
+    and the configuration it runs with: the driver's, so nodes need no config file.
+    ``model_store``: a bento's own ``models/``, the model store of every replica."""
 
     import_string: str
     working_dir: str
     config: BentoliteConfig | None = None
+    model_store: str | None = None
 
     def load(self) -> Any:
         from ..config import set_config
+        from ..models.store import MODEL_STORE_ENV
         from ..services.loader import load
 
         if self.config is not None:
             set_config(self.config)
+        if self.model_store is not None:
+            os.environ[MODEL_STORE_ENV] = self.model_store
         return load(self.import_string, self.working_dir)
 
 
@@ -63,14 +69,19 @@ class RunnerReplica:
     """One replica of runner ``runner_name``: its Runnable and a batcher per method.
 
     ``limits``: method name -> batching settings for this deployment (from ``enable_batching``
-    and ``batching_config``); methods not named keep their runner's own.
+    and ``batching_config``); methods not named keep their runner's own. ``dependencies``:
+    runner name -> the deployment handle of each service this one ``depends()`` on.
     """
 
     async def __init__(self, target: ServiceTarget, runner_name: str,
-                       limits: dict[str, BatchLimits]) -> None:
+                       limits: dict[str, BatchLimits],
+                       dependencies: dict[str, DeploymentHandle]) -> None:
         from ..runner.worker import RunnerWorker
+        from .handle import connect
 
         [runner] = [r for r in target.load().runners if r.name == runner_name]
+        for dependency in getattr(runner, "dependencies", ()):
+            connect(dependency, dependencies)  # before the instance: its hooks may call them
         for method in runner.runner_methods:
             if method.name in limits:
                 method.limits = limits[method.name]
@@ -109,7 +120,8 @@ class RunnerReplica:
 class ApiIngress:
     """The API server replica: bentolite's aiohttp app, reached through Ray Serve's HTTP proxy.
 
-    ``runners``: runner name -> its deployment's handle (Ray fills these in at start-up).
+    ``runners``: runner name -> its deployment's handle (Ray fills these in at start-up);
+    a runner without one (a new-style root, an embedded runner) runs in this replica.
     """
 
     async def __init__(self, target: ServiceTarget,
@@ -118,13 +130,15 @@ class ApiIngress:
         from aiohttp import web
 
         from ..server.app import build_app, start_app_runner
-        from .handle import RayRunnerHandle
+        from .handle import connect
 
         service = target.load()
 
         def runner_init(runner: Any) -> None:
-            runner.init_client([f"ray:{runner.name}"],
-                               handle_class=RayRunnerHandle.bound_to(runners[runner.name]))
+            if runner.name in runners:
+                connect(runner, runners)
+            else:  # as in a `bentolite serve` API worker
+                runner.init_local(quiet=True)
 
         self._dir = tempfile.mkdtemp(prefix="bentolite-ray-")
         socket_path = os.path.join(self._dir, "api.sock")

@@ -1,9 +1,10 @@
 """``bentolite.ray.deployment`` on a real local Ray cluster bound to 127.0.0.1.
 
 One cluster for the whole file, started once per test session and stopped when the file is
-done (start and stop cost about 15 s each): two Serve applications,
-``/rows`` (``ray_svc``: a batchable runner with 2 replicas) and ``/graph`` (the inference
-graph example), then everything is shut down and no Ray process may be left.
+done (start and stop cost about 15 s each): three Serve applications,
+``/rows`` (``ray_svc``: a batchable runner with 2 replicas), ``/graph`` (the inference
+graph example) and ``/shout`` (a bento of ``ray_v2_svc``, a new-style service graph, by its
+tag), then everything is shut down and no Ray process may be left.
 """
 from __future__ import annotations
 
@@ -109,8 +110,15 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:  # b
                                       "gpt2-medium-generation",
                                       "bert-base-uncased-classification")})
         sys.modules.pop("service", None)  # the example's module name is a common one
+        from bentolite.bentos import BentoBuildConfig, build
+
+        build(BentoBuildConfig(service="ray_v2_svc:Shout", name="shout_graph",
+                               include=["ray_v2_svc.py"]), HERE, version="v1")
+        sys.modules.pop("ray_v2_svc", None)  # the driver too imports the bento's own copy
+        shout = bentolite.ray.deployment("shout_graph:latest")  # 0.1 CPU each: its resources
         serve.run_many([serve.RunTarget(rows, name="rows", route_prefix="/rows"),
-                        serve.RunTarget(graph, name="graph", route_prefix="/graph")])
+                        serve.RunTarget(graph, name="graph", route_prefix="/graph"),
+                        serve.RunTarget(shout, name="shout", route_prefix="/shout")])
         yield Cluster(f"http://127.0.0.1:{port}", graph_svc)
     finally:
         ray_pids = _descendants(os.getpid()) - before  # the replicas started by now included
@@ -202,6 +210,35 @@ def test_inference_graph_answers_like_bentolite_serve(cluster: Cluster) -> None:
         classifier.destroy()
 
 
+def test_new_style_bento_answers_like_bentolite_serve(cluster: Cluster) -> None:
+    """``Shout`` runs in the ingress, ``Words`` and ``Letters`` in deployments of their own;
+    the bodies are what ``bentolite serve ray_v2_svc:Shout`` answers."""
+    from ray import serve
+
+    import ray_v2_svc
+    from bentolite.services.engine import schema_json
+
+    assert set(serve.status().applications["shout"].deployments) == {
+        "bento-svc-shout", "bento-runner-words", "bento-runner-letters"}
+    status, headers, body = cluster.post("/shout/shout", b'{"text": "hi there", "times": 2}')
+    assert status == 200 and headers["x-bentoml-request-id"], body
+    answer = json.loads(body)
+    assert answer["text"] == "HI THERE HI THERE"
+    assert len({answer["pid"], answer["words_pid"], os.getpid()}) == 3, answer
+
+    status, _, body = cluster.post("/shout/shout", b'{"text": "hi there!"}')
+    assert status == 500 and json.loads(body) == {  # raised two deployments away
+        "error": "runner 'letters' raised ValueError: no letter '!' in 'there!'",
+        "type": "RemoteException"}
+    status, _, body = cluster.post("/shout/shout", b'{"text": "a\\u0001b"}')
+    assert status == 400 and json.loads(body) == {
+        "error": "the word is not printable", "type": "BadInput", "field": "word"}
+    status, _, body = cluster.post("/shout/shout", b'{"text": "hi", "times": "x"}')
+    assert status == 400 and json.loads(body)["field"] == "body.times", body
+    status, schema = cluster.get("/shout/schema.json")
+    assert status == 200 and json.loads(schema) == schema_json(ray_v2_svc.Shout.as_service())
+
+
 def test_killed_replica_fails_only_its_calls_and_is_replaced(cluster: Cluster) -> None:
     def pid_call(sleep_s: float) -> tuple[int, Any]:
         status, _, body = cluster.post("/rows/pid", json.dumps({"sleep_s": sleep_s}).encode())
@@ -271,3 +308,35 @@ def test_options_from_the_runner_and_the_config_maps(monkeypatch: pytest.MonkeyP
         bentolite.ray.deployment(ray_svc.svc, None, {"rows": {"max_concurrent_queries": 9}})
     with pytest.raises(TypeError, match="needs a Service"):
         bentolite.ray.deployment(42)
+
+
+def test_options_of_a_new_style_service(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No cluster: a service class as the target; its services' config gives the defaults."""
+    pytest.importorskip("ray")
+    monkeypatch.syspath_prepend(str(HERE))
+    monkeypatch.delitem(sys.modules, "ray_v2_svc", raising=False)  # not a bento's copy
+    import ray_v2_svc
+
+    import bentolite
+    from bentolite.ray import _runner_options, _with_defaults, resolve_target
+
+    target, service = resolve_target(ray_v2_svc.Shout)  # replicas import the class again
+    assert (target.import_string, target.working_dir) == ("ray_v2_svc:Shout", str(HERE))
+    assert [(r.name, r.embedded) for r in service.runners] == [
+        ("letters", False), ("words", False), ("shout", True)]
+    words = service.runners[1]
+    monkeypatch.setitem(ray_v2_svc.Words.config, "workers", 3)
+    options = _runner_options(words, {"ray_actor_options": {"num_gpus": 1}})
+    assert options["num_replicas"] == 3
+    assert options["ray_actor_options"] == {"num_cpus": 0.1, "num_gpus": 1}
+    scaled = _runner_options(words, {"autoscaling_config": {"max_replicas": 4}})
+    assert "num_replicas" not in scaled  # Ray takes one or the other
+    monkeypatch.setitem(ray_v2_svc.Shout.config, "resources", {"cpu": "250m", "gpu": 0.5})
+    assert _with_defaults(service.runners[2], {}) == {  # the root's, for the ingress
+        "num_replicas": 1, "ray_actor_options": {"num_cpus": 0.25, "num_gpus": 0.5}}
+
+    # keys are the services' names; the root runs in the API server
+    bentolite.ray.deployment(ray_v2_svc.Shout, None, {"Words": {"num_replicas": 2}},
+                             batching_config={"Letters": {}})
+    with pytest.raises(ValueError, match=r"names runners \['Shout'\].*service_deployment_config"):
+        bentolite.ray.deployment(ray_v2_svc.Shout, None, {"Shout": {}})
