@@ -35,7 +35,11 @@ def _threads_cpu_s(pid: int) -> dict[str, float]:
     """CPU seconds of each thread of ``pid``: its main thread (the event loop) and the others
     by thread id (Python does not name OS threads)."""
     out: dict[str, float] = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:  # the process ended meanwhile
+        return out
+    for task in tasks:
         try:
             name = "main" if task.name == str(pid) else task.name
             fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
