@@ -23,6 +23,8 @@ from typing import Any, Iterator
 
 import pytest
 
+from bentolite.exceptions import BentoMLException
+
 from .example_server import EXAMPLES, save_models
 from .prod_helpers import alive, children, free_port
 
@@ -340,3 +342,33 @@ def test_options_of_a_new_style_service(monkeypatch: pytest.MonkeyPatch) -> None
                              batching_config={"Letters": {}})
     with pytest.raises(ValueError, match=r"names runners \['Shout'\].*service_deployment_config"):
         bentolite.ray.deployment(ray_v2_svc.Shout, None, {"Shout": {}})
+
+
+def test_a_bento_target_carries_its_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                           ) -> None:
+    """No cluster: a bento tag's replicas import its ``src/`` and load its ``models/``; the
+    driver loads it so too, and its own environment is left as it was."""
+    from bentolite.models.store import MODEL_STORE_ENV
+    from bentolite.ray import resolve_target
+    from tests.bentos.project import cli, make_project, ok, save_model
+
+    home = tmp_path / "home"
+    project = make_project(tmp_path / "project")
+    save_model(project, home)
+    ok(cli(home, "build", str(project), "--version", "v1"))
+    shutil.rmtree(home / "models")  # only the bento has the model its service loads on import
+    monkeypatch.setenv("BENTOLITE_HOME", str(home))
+    monkeypatch.delenv(MODEL_STORE_ENV, raising=False)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.delitem(sys.modules, "service", raising=False)
+    try:
+        target, service = resolve_target("doubler_svc:v1")
+    finally:
+        sys.modules.pop("service", None)
+        sys.modules.pop("mymodel", None)
+    bento = home / "bentos" / "doubler_svc" / "v1"
+    assert (target.import_string, target.working_dir) == ("service:svc", str(bento / "src"))
+    assert target.model_store == str(bento / "models")
+    assert service.name == "doubler_svc" and MODEL_STORE_ENV not in os.environ
+    with pytest.raises(BentoMLException, match="nor a bento in the store"):
+        resolve_target("doubler_svc:v2")
