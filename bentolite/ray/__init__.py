@@ -4,9 +4,9 @@ The API server becomes the ingress deployment ``bento-svc-<service>`` and each r
 own deployment ``bento-runner-<runner>`` with its own replicas and resources; runner calls
 go through Ray deployment handles. A new-style service is the v1 Service the engine builds
 (``services/engine.py``): each dependency service is a runner deployment, and the root runs
-in the ingress (or in a deployment of its own when it batches, as under ``bentolite
-serve``). Needs ``pip install "bentolite[ray]"`` (Ray Serve 2.60);
-only public ``ray.serve`` APIs are used.
+in the ingress (in a deployment of its own when it batches, as under ``bentolite serve``).
+Needs ``pip install "bentolite[ray]"`` (Ray Serve 2.60); only public ``ray.serve`` APIs
+are used.
 
     app = bentolite.ray.deployment("service:svc", {"num_replicas": 2},
                                    {"classifier": {"num_replicas": 4}}, enable_batching=True)
@@ -148,7 +148,7 @@ def _check_options(options: dict[str, Any] | None, where: str) -> dict[str, Any]
     return options
 
 
-def config_name(runner: Runner) -> str:
+def _config_name(runner: Runner) -> str:
     """The key of ``runner`` in the config maps: its name, or its new-style service's name."""
     definition = getattr(runner, "definition", None)
     return definition.name if definition is not None else runner.name
@@ -167,7 +167,7 @@ def _with_defaults(runner: Runner, options: dict[str, Any]) -> dict[str, Any]:
 
 def _runner_options(runner: Runner, config: dict[str, Any] | None) -> dict[str, Any]:
     options = _with_defaults(runner, _check_options(
-        config, f"runners_deployment_config_map[{config_name(runner)!r}]"))
+        config, f"runners_deployment_config_map[{_config_name(runner)!r}]"))
     queue = max(m.limits.max_queue_size for m in runner.runner_methods)
     options.setdefault("max_ongoing_requests", queue)  # the batcher's queue bounds a replica
     return options
@@ -180,16 +180,15 @@ def _limits(runner: Runner, enable_batching: bool,
     methods = {m.name: m for m in runner.runner_methods}
     unknown = sorted(set(config) - set(methods))
     if unknown:
-        raise ValueError(f"batching_config[{config_name(runner)!r}] names {unknown}, which "
-                         f"{config_name(runner)!r} does not have (its methods: {sorted(methods)})")
+        raise ValueError(f"batching_config[{_config_name(runner)!r}] names {unknown}, which it "
+                         f"does not have (its methods: {sorted(methods)})")
     limits = {}
     for name, method in methods.items():
         settings = dict(config.get(name) or {})
         bad = sorted(set(settings) - set(_BATCHING_KEYS))
         if bad:
-            raise ValueError(f"batching_config[{config_name(runner)!r}][{name!r}] has unknown "
-                             f"keys {bad}; "
-                             f"known: {list(_BATCHING_KEYS)}")
+            raise ValueError(f"batching_config[{_config_name(runner)!r}][{name!r}] has unknown "
+                             f"keys {bad}; known: {list(_BATCHING_KEYS)}")
         if "batch_wait_timeout_s" in settings:
             settings["max_wait_ms"] = float(settings.pop("batch_wait_timeout_s")) * 1000
         limits[name] = attrs.evolve(method.limits, **settings,
@@ -227,7 +226,7 @@ def deployment(
     service_target, service = resolve_target(target)
     runner_configs = dict(runners_deployment_config_map or {})
     batching = dict(batching_config or {})
-    deployed = {config_name(runner): runner for runner in service.runners if not runner.embedded}
+    deployed = {_config_name(runner): runner for runner in service.runners if not runner.embedded}
     for arg, mapping in (("runners_deployment_config_map", runner_configs),
                          ("batching_config", batching)):
         unknown = sorted(set(mapping) - set(deployed))
