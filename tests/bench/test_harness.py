@@ -85,6 +85,54 @@ def test_load_flags_wrong_bodies() -> None:
     assert result["p50_ms"] is None
 
 
+async def _load_against(handler: object, **options: object) -> dict:
+    app = web.Application()
+    app.router.add_post("/x", handler)  # type: ignore[arg-type]
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        return await run_load(f"http://127.0.0.1:{port}/x", b"ping", **options)
+    finally:
+        await runner.cleanup()
+
+
+def test_load_reads_chunked_answers_and_reconnects_after_close() -> None:
+    """The generator parses HTTP itself: a chunked body comes back whole, and a server that
+    closes each connection (``Connection: close``) gets a new one for the next request."""
+    async def chunked(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        response = web.StreamResponse()
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        for piece in (b"po", b"", b"ng"):
+            await response.write(piece)
+        await response.write_eof()
+        return response
+
+    async def closing(request: web.Request) -> web.Response:
+        await request.read()
+        response = web.Response(body=b"pong")
+        response.force_close()
+        return response
+
+    for handler in (chunked, closing):
+        result = asyncio.run(_load_against(handler, concurrency=2, duration_s=0.3, warmup_s=0,
+                                           expected_body=b"pong"))
+        assert result["requests"] > 10 and result["errors"] == {}, (handler, result)
+
+
+def test_load_times_out_a_silent_server() -> None:
+    async def silent(request: web.Request) -> web.Response:
+        await asyncio.sleep(5)
+        return web.Response(body=b"late")
+
+    result = asyncio.run(_load_against(silent, concurrency=1, duration_s=0.5, warmup_s=0,
+                                       request_timeout_s=0.1))
+    assert result["requests"] == 0 and result["errors"].get("TimeoutError", 0) >= 2, result
+
+
 SERVER_TREE = textwrap.dedent("""
     import http.server, signal, subprocess, sys
     port = int(sys.argv[1])
