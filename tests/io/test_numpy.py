@@ -89,3 +89,48 @@ def test_value_out_of_range_for_dtype_is_bad_input():
             assert "out of range" in e.message and "float32" in e.message
         else:
             raise AssertionError("expected BadInput")
+
+
+def _big(text: str) -> bytes:
+    """``text`` padded with spaces past the size where simdjson reads float arrays."""
+    from bentolite.io.numpy import FAST_JSON_BYTES
+
+    return text.encode() + b" " * FAST_JSON_BYTES
+
+
+def test_large_float_arrays_are_read_by_simdjson_as_the_standard_path_reads_them(monkeypatch):
+    from bentolite.io import numpy as numpy_io
+
+    rng = np.random.default_rng(0)
+    tensor = rng.standard_normal((2, 3, 40, 40)).astype(np.float32)
+    body = str(tensor.tolist()).encode()  # Python's list repr is JSON for floats
+    assert len(body) > numpy_io.FAST_JSON_BYTES
+    assert numpy_io._fast_float_array(body).shape == (2, 3, 40, 40)  # the fast path took it
+    descriptor = NumpyNdarray(dtype="float32", shape=(2, 3, 40, 40), enforce_shape=True)
+    fast = descriptor.decode(msg(body))
+    ints_body = _big("[[1, 2], [3, 4]]")
+    monkeypatch.setattr(numpy_io, "FAST_JSON_BYTES", 1 << 40)
+    standard = descriptor.decode(msg(body))
+    assert fast.dtype == standard.dtype == np.float32 and fast.flags.writeable
+    np.testing.assert_array_equal(fast, standard)
+    np.testing.assert_array_equal(fast, tensor)
+    ints = NumpyNdarray(dtype="int64").decode(msg(ints_body))
+    assert ints.dtype == np.int64 and ints.tolist() == [[1, 2], [3, 4]]  # ints: never the fast path
+
+
+@pytest.mark.parametrize("text, words", [
+    ("[[1, 2], [3]]", "rectangular"),
+    ("[[1, [2]], [3, 4]]", "rectangular"),  # a list where a number belongs
+    ("[[1, [2, 3]], [[], 4]]", "rectangular"),  # ... that flattens to the right count
+    ("[[1, 2], 3]", "rectangular"),
+    ("[[1, {}], [3, 4]]", "numbers"),
+    ("[[1e400, 2]]", "out of range"),
+    ("[[NaN, 2]]", "invalid JSON"),
+    ("[[1, 2], [3, 4]", "invalid JSON"),
+])
+def test_large_bodies_the_fast_path_refuses_get_the_standard_400(text, words):
+    from bentolite.io.numpy import _fast_float_array
+
+    body = _big(text)
+    assert _fast_float_array(body) is None
+    assert words in bad_input(NumpyNdarray(dtype="float32"), msg(body)).message
