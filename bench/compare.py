@@ -242,8 +242,10 @@ class Impl:
     def __init__(
         self, name: str, python: str, serve_argv: list[str], env: dict[str, str],
         worker_options: tuple[str, ...] = ("--production", "--api-workers", "1"),
+        stop_signal: signal.Signals = signal.SIGTERM,
     ):
         self.name = name
+        self.stop_signal = stop_signal  # its graceful stop (LitServe's is SIGINT)
         self.python = python
         self.serve_argv = serve_argv
         self.env = env
@@ -267,7 +269,8 @@ def _litserve_impl() -> Impl:
     env = _base_env()
     env.pop("PYTHONPATH", None)
     env.update(VIRTUAL_ENV=str(venv), PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}")
-    return Impl("litserve", str(venv / "bin" / "python"), [str(venv / "bin" / "python")], env, ())
+    return Impl("litserve", str(venv / "bin" / "python"), [str(venv / "bin" / "python")], env, (),
+                stop_signal=signal.SIGINT)  # it ignores SIGTERM
 
 
 def _bentoml_impl(work_dir: Path, name: str) -> Impl:
@@ -381,6 +384,7 @@ def run_once(
         cwd=SERVICES_DIR,
         log_path=logs_dir / f"{name}-{impl.name}-r{round_index}.log",
         port=port,
+        stop_signal=impl.stop_signal,
     )
     server.start()
     try:

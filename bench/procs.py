@@ -120,8 +120,10 @@ def free_port() -> int:
 class ServerProcess:
     """One server under test: ``start`` it, ``wait_ready``, measure, then ``stop``."""
 
-    def __init__(self, argv: list[str], *, env: dict[str, str], cwd: Path, log_path: Path, port: int):
+    def __init__(self, argv: list[str], *, env: dict[str, str], cwd: Path, log_path: Path, port: int,
+                 stop_signal: signal.Signals = signal.SIGTERM):
         self.argv = argv
+        self.stop_signal = stop_signal
         self.env = env
         self.cwd = cwd
         self.log_path = log_path
@@ -173,12 +175,13 @@ class ServerProcess:
         return tree_rss_kb(self.pid)
 
     def stop(self, grace_s: float = 15.0) -> list[int]:
-        """SIGTERM the server, SIGKILL what is left after ``grace_s``; return killed PIDs."""
+        """Signal the server (``stop_signal``), SIGKILL what is left after ``grace_s``; return
+        killed PIDs."""
         if self.process is None:
             return []
         tree = {pid: _start_ticks(pid) for pid in [self.pid, *descendants(self.pid)]}
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            self.process.send_signal(self.stop_signal)
         deadline = time.monotonic() + grace_s
         while time.monotonic() < deadline:
             if self.process.poll() is None:  # workers started during shutdown count too

@@ -307,7 +307,8 @@ def test_same_new_style_code_serves_on_bentoml14(tmp_path: Path) -> None:
 
 def test_litserve_serves_the_batching_work_in_its_own_venv(tmp_path: Path) -> None:
     """The LitServe peer (scripts/peer_venv.sh litserve-0.2.19) answers like bentolite does,
-    and each level records the bytes its processes moved through system calls."""
+    each level records the bytes its processes moved through system calls, and it stops on
+    its own signal (SIGINT: it ignores SIGTERM) with nothing left to SIGKILL."""
     from compare import SCENARIOS, _litserve_impl, run_once
 
     assert become_subreaper()
@@ -317,6 +318,7 @@ def test_litserve_serves_the_batching_work_in_its_own_venv(tmp_path: Path) -> No
     load = record.loads[2]
     assert load["requests"] > 0 and load["error_count"] == 0
     assert load["io_bytes_per_request"] > len(SCENARIOS["ls_batching"].body)
+    assert record.killed_pids == [] and record.stop_s < 10, (record.killed_pids, record.stop_s)
 
 
 def test_a_large_payload_is_counted_through_every_process_it_crosses(tmp_path: Path) -> None:
