@@ -127,11 +127,15 @@ def main() -> None:
         server.stop()
 
 
+#: more py-spy options, e.g. ["--native"] for C frames (BENCH_PY_SPY_OPTIONS="--native")
+PY_SPY_OPTIONS = os.environ.get("BENCH_PY_SPY_OPTIONS", "").split()
+
+
 def _start_py_spy(out_dir: str, pids: list[int], seconds: float) -> list[subprocess.Popen]:
     os.makedirs(out_dir, exist_ok=True)
     return [subprocess.Popen(
         ["py-spy", "record", "--pid", str(pid), "--duration", str(max(int(seconds), 1)),
-         "--rate", "200", "--nonblocking", "--format", "raw",
+         "--rate", "200", "--nonblocking", "--format", "raw", *PY_SPY_OPTIONS,
          "--output", os.path.join(out_dir, f"{_role(pid).replace(' ', '_')}-{pid}.txt")],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for pid in pids]
 

@@ -48,7 +48,7 @@ def measure(repeats: int = 30) -> dict[int, float]:
     """Median milliseconds of ``predict`` for a few batch sizes."""
     model = BatchModel()
     results = {}
-    for rows in (1, 8, 64, 100):
+    for rows in (1, 8, 32, 64, 100):
         x = np.ones((rows, FEATURES), dtype=np.float32)
         model.predict(x)
         times = []
