@@ -32,7 +32,8 @@ from typing import Any, Callable
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from loadgen import run_load_sync  # noqa: E402
-from procs import ServerProcess, become_subreaper, free_port, tree_io_bytes  # noqa: E402
+from procs import (  # noqa: E402
+    ServerProcess, become_subreaper, free_port, tree_cpu_s, tree_io_bytes)
 from report import format_value, render_report  # noqa: E402
 
 __all__ = ["SCENARIOS", "Scenario", "main", "plan"]
@@ -413,7 +414,7 @@ def run_once(
                 f"{record.server_warmup['requests_per_s']:.1f} req/s"
             )
         for concurrency in levels:
-            io_before = tree_io_bytes(server.pid)
+            io_before, cpu_before = tree_io_bytes(server.pid), tree_cpu_s(server.pid)
             record.loads[concurrency] = run_load_sync(
                 url,
                 scenario.body,
@@ -426,6 +427,7 @@ def run_once(
             load = record.loads[concurrency]
             if load["answered"]:  # warm-up requests included, as in the byte counts
                 load["io_bytes_per_request"] = (tree_io_bytes(server.pid) - io_before) / load["answered"]
+                load["cpu_ms_per_request"] = (tree_cpu_s(server.pid) - cpu_before) * 1e3 / load["answered"]
             _log(
                 f"  {impl.name:9s} {name} r{round_index} c={concurrency:<3d} "
                 f"{record.loads[concurrency]['requests_per_s']:8.1f} req/s "

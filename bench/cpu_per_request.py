@@ -23,12 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from compare import BLAS_THREADS_ENV, CONFIG_PATH, REPO_ROOT, SCENARIOS, SERVICES_DIR  # noqa: E402
 from loadgen import run_load_sync  # noqa: E402
-from procs import ServerProcess, descendants, free_port  # noqa: E402
-
-
-def _cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+from procs import ServerProcess, cpu_s, descendants, free_port  # noqa: E402
 
 
 def _threads_cpu_s(pid: int) -> dict[str, float]:
@@ -101,16 +96,16 @@ def main() -> None:
         load = dict(content_type=scenario.content_type, concurrency=args.concurrency)
         run_load_sync(url, scenario.body, duration_s=args.warmup_s, warmup_s=0, **load)
         pids = [server.pid, *descendants(server.pid)]
-        before = {pid: _cpu_s(pid) for pid in pids}
-        threads_before = {pid: _threads_cpu_s(pid) for pid in pids}
+        before = {pid: cpu_s(pid) for pid in pids}
+        threads_before = {pid: _threadscpu_s(pid) for pid in pids}
         spies = _start_py_spy(args.py_spy, pids[1:], args.seconds) if args.py_spy else []
         own = os.times()
         result = run_load_sync(url, scenario.body, duration_s=args.seconds, **load)
         own_after = os.times()
         for spy in spies:
             spy.wait()
-        after = {pid: _cpu_s(pid) for pid in pids}
-        threads_after = {pid: _threads_cpu_s(pid) for pid in pids}
+        after = {pid: cpu_s(pid) for pid in pids}
+        threads_after = {pid: _threadscpu_s(pid) for pid in pids}
         done = max(result.requests, 1)
         print(f"{args.scenario} c={args.concurrency}: {result.requests_per_s:,.0f} req/s, "
               f"p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms, "

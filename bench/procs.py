@@ -108,6 +108,23 @@ def tree_io_bytes(root_pid: int) -> int:
     return total
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) ``pid`` has used, from /proc/PID/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_s(root_pid: int) -> float:
+    """CPU seconds used by ``root_pid`` and its living descendants."""
+    total = 0.0
+    for pid in [root_pid, *descendants(root_pid)]:
+        try:
+            total += cpu_s(pid)
+        except (OSError, IndexError):  # exited meanwhile
+            continue
+    return total
+
+
 def free_port() -> int:
     """An unused TCP port on 127.0.0.1 (ephemeral range)."""
     import socket

@@ -214,8 +214,9 @@ def render_report(
         "- cells are medians over rounds; ratio = bentolite / BentoML 1.1.11 for v1 scenarios, "
         "bentolite / BentoML 1.4.39 for new-style (`v2_*`) ones, bentolite / LitServe 0.2.19 for "
         "`ls_batching`, new-style / v1 for bentolite's "
-        "two paths on the same work (higher is better for req/s, lower for latency, cold start "
-        "and RSS)",
+        "two paths on the same work (higher is better for req/s, lower for latency, bytes, CPU, "
+        "cold start and RSS); CPU per request is the server's whole process tree's user + "
+        "system time over the level (warm-up included) divided by the requests answered",
         "",
     ]
     for name, records in results.items():
@@ -267,6 +268,10 @@ def _table(
         if any("io_bytes_per_request" in r.loads.get(concurrency, {}) for r in [*theirs, *ours]):
             row(f"c={concurrency} KB through syscalls per request (all server processes)", 0,
                 lambda r, c=concurrency: r.loads[c].get("io_bytes_per_request", float("nan")) / 1e3
+                if c in r.loads else float("nan"))
+        if any("cpu_ms_per_request" in r.loads.get(concurrency, {}) for r in [*theirs, *ours]):
+            row(f"c={concurrency} CPU ms per request (all server processes)", 2,
+                lambda r, c=concurrency: r.loads[c].get("cpu_ms_per_request", float("nan"))
                 if c in r.loads else float("nan"))
     row("cold start s (launch to /readyz 200)", 2, lambda r: r.cold_start_s)
     row("RSS MiB after ready (all server processes)", 0, lambda r: r.rss_ready_kb / 1024)

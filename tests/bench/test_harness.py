@@ -332,3 +332,4 @@ def test_a_large_payload_is_counted_through_every_process_it_crosses(tmp_path: P
     load = record.loads[2]
     assert load["requests"] > 0 and load["error_count"] == 0
     assert load["io_bytes_per_request"] >= 3 * len(SCENARIOS["tensor_bin"].body)
+    assert 0 < load["cpu_ms_per_request"] < 1000  # the server tree's CPU, per request
