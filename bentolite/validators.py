@@ -103,6 +103,8 @@ class TensorSchema:
             raise ValueError(f"cannot convert to {target}: {exc}") from None
         if arr.dtype.kind in "OV":
             raise ValueError("expected numbers, strings or booleans in nested lists")
+        if not arr.flags.writeable:  # a read-only buffer (a large body read by simdjson)
+            arr = arr.copy()
         if self.shape is not None and not _shape_matches(self.shape, arr.shape):
             try:  # as BentoML: a value of the right size is reshaped
                 arr = arr.reshape(self.shape)

@@ -33,6 +33,7 @@ from ._typing import (
     to_openapi30, type_hints,
 )
 from .base import HTTPMessage, IODescriptor, join_field
+from ._fastjson import FAST_JSON_BYTES, object_with_float_arrays
 from .json import loads_finite, parse_json
 
 __all__ = ["TypedInput", "TypedOutput", "TypedKwargs", "service_schema_route", "service_schema"]
@@ -151,6 +152,8 @@ class TypedInput(IODescriptor[dict[str, Any]]):
         self._list_fields = frozenset(k for k in self.multipart_fields
                                       if is_list_of(self._annotations[self._param_of[self._wire[k]]]))
         self._mime_type = self._media_type()
+        self._float_tensor_keys = frozenset(k for k, n in self._wire.items()
+                                            if _is_float_tensor(self.model.model_fields[n].metadata))
         self.decode_blocks = bool(self.multipart_fields) or self._mime_type == _MULTIPART or (
             self.root_param is not None and _root_kind(self._annotations[self.root_param]) == "file")
 
@@ -224,7 +227,12 @@ class TypedInput(IODescriptor[dict[str, Any]]):
             pairs = parse_qsl(msg.body.decode("utf-8", "replace"), keep_blank_values=True)
             data = {k: _json_or_text(v) for k, v in pairs if k in self._wire}
         else:
-            data = parse_json(msg.body or b"{}", field, "Invalid JSON input received")
+            body = msg.body or b"{}"
+            data = None
+            if self._float_tensor_keys and len(body) >= FAST_JSON_BYTES and isinstance(body, bytes):
+                data = object_with_float_arrays(body, self._float_tensor_keys)
+            if data is None:
+                data = parse_json(body, field, "Invalid JSON input received")
             if not isinstance(data, dict):
                 raise BadInput(f"expected a JSON object of named parameters ({', '.join(self._wire) or 'none'}), "
                                f"got {type(data).__name__}", field=field)
@@ -337,6 +345,18 @@ class TypedInput(IODescriptor[dict[str, Any]]):
 
 
 _MISSING = object()
+
+
+def _is_float_tensor(metadata: list[Any]) -> bool:
+    """Whether a field's validators make it a float ndarray (JSON read by simdjson when big)."""
+    from ..validators import TensorSchema
+
+    for m in metadata:
+        if isinstance(m, TensorSchema) and m.dtype is not None:
+            import numpy as np
+
+            return np.dtype(m.dtype).kind == "f"
+    return False
 
 
 def _annotated(tp: Any, metadata: list[Any]) -> Any:

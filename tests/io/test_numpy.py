@@ -93,19 +93,19 @@ def test_value_out_of_range_for_dtype_is_bad_input():
 
 def _big(text: str) -> bytes:
     """``text`` padded with spaces past the size where simdjson reads float arrays."""
-    from bentolite.io.numpy import FAST_JSON_BYTES
+    from bentolite.io._fastjson import FAST_JSON_BYTES
 
     return text.encode() + b" " * FAST_JSON_BYTES
 
 
 def test_large_float_arrays_are_read_by_simdjson_as_the_standard_path_reads_them(monkeypatch):
-    from bentolite.io import numpy as numpy_io
+    from bentolite.io import _fastjson, numpy as numpy_io
 
     rng = np.random.default_rng(0)
     tensor = rng.standard_normal((2, 3, 40, 40)).astype(np.float32)
     body = str(tensor.tolist()).encode()  # Python's list repr is JSON for floats
-    assert len(body) > numpy_io.FAST_JSON_BYTES
-    assert numpy_io._fast_float_array(body).shape == (2, 3, 40, 40)  # the fast path took it
+    assert len(body) > _fastjson.FAST_JSON_BYTES
+    assert _fastjson.float_array(body).shape == (2, 3, 40, 40)  # the fast path took it
     descriptor = NumpyNdarray(dtype="float32", shape=(2, 3, 40, 40), enforce_shape=True)
     fast = descriptor.decode(msg(body))
     ints_body = _big("[[1, 2], [3, 4]]")
@@ -129,8 +129,20 @@ def test_large_float_arrays_are_read_by_simdjson_as_the_standard_path_reads_them
     ("[[1, 2], [3, 4]", "invalid JSON"),
 ])
 def test_large_bodies_the_fast_path_refuses_get_the_standard_400(text, words):
-    from bentolite.io.numpy import _fast_float_array
+    from bentolite.io._fastjson import float_array
 
     body = _big(text)
-    assert _fast_float_array(body) is None
+    assert float_array(body) is None
     assert words in bad_input(NumpyNdarray(dtype="float32"), msg(body)).message
+
+
+def test_the_kept_parser_recovers_when_a_value_of_its_last_document_is_still_alive():
+    from bentolite.io import _fastjson
+
+    body = _big("[[1.5, 2.5], [3.5, 4.5]]")
+    with _fastjson._parsing() as (_, parser):
+        alive = parser.parse(body)[0]  # outlives the with: the parser cannot parse again
+    assert _fastjson.float_array(body) is None  # refused: the standard path reads it
+    assert NumpyNdarray(dtype="float32").decode(msg(body)).tolist() == [[1.5, 2.5], [3.5, 4.5]]
+    assert _fastjson.float_array(body).tolist() == [[1.5, 2.5], [3.5, 4.5]]  # a new parser
+    del alive

@@ -204,6 +204,61 @@ def test_bad_input_names_the_field(func, body, field, words):
     assert "Value error" not in error.message and "https://" not in error.message
 
 
+class Tensors:
+    def infer(self, x: Annotated[np.ndarray, Shape((-1, 3, 40, 40)), DType("float32")],
+              name: str = "", tags: list[str] | None = None, scale: float = 1.0) -> str:
+        return name
+
+
+def _tensor_body(tensor: Any, **extra: Any) -> bytes:
+    from bentolite.io._fastjson import FAST_JSON_BYTES
+
+    body = json.dumps({"name": "a [b]" if extra.pop("bracket", False) else "ab",
+                       "x": tensor, "tags": ["p", "q"], **extra}).encode()
+    return body + b" " * max(0, FAST_JSON_BYTES - len(body))
+
+
+def test_large_float_tensor_fields_are_read_by_simdjson_as_the_standard_path_reads_them(monkeypatch):
+    from bentolite.io import _fastjson, typed as typed_io
+
+    tensor = np.random.default_rng(1).standard_normal((2, 3, 40, 40)).astype(np.float32)
+    body = _tensor_body(tensor.tolist(), scale=0.5)
+    found = _fastjson.object_with_float_arrays(body, {"x"})
+    assert found is not None and found["x"].shape == (2, 3, 40, 40) and found["tags"] == ["p", "q"]
+    typed = TypedInput(Tensors.infer)
+    fast = typed.decode(msg(body, "application/json"))
+    monkeypatch.setattr(typed_io, "FAST_JSON_BYTES", 1 << 40)
+    standard = typed.decode(msg(body, "application/json"))
+    assert dict(fast, x=None) == dict(standard, x=None) == {"x": None, "name": "ab",
+                                                            "tags": ["p", "q"], "scale": 0.5}
+    assert fast["x"].dtype == np.float32 and fast["x"].flags.writeable
+    np.testing.assert_array_equal(fast["x"], standard["x"])
+    np.testing.assert_array_equal(fast["x"], tensor)
+
+
+@pytest.mark.parametrize("tensor, extra, field, words", [
+    ([[[[1.0] * 40] * 40] * 3, [[[1.0] * 39] * 40] * 3], {}, "body.x", "cannot convert"),
+    ([[[[1.0] * 40] * 40] * 3], {"scale": "big"}, "body.scale", "valid number"),
+    ([[[[1.0] * 40] * 40] * 2], {}, "body.x", "expected shape"),
+    ([[[[1e300] * 40] * 40] * 3], {}, "body.x", "float32"),
+])
+def test_large_tensor_bodies_get_the_standard_400(tensor, extra, field, words):
+    error = bad_input(TypedInput(Tensors.infer), msg(_tensor_body(tensor, **extra), "application/json"))
+    assert error.field == field and words in error.message, error.message
+
+
+def test_large_tensor_bodies_the_fast_path_leaves_to_the_standard_one():
+    from bentolite.io._fastjson import object_with_float_arrays
+
+    tensor = [[[[1.5] * 40] * 40] * 3]
+    typed = TypedInput(Tensors.infer)
+    for body in (_tensor_body(tensor, bracket=True),  # a "[" in a string: not counted
+                 _tensor_body(tensor).replace(b'{"name"', b'{"x": [1], "name"', 1)):  # "x" twice
+        assert object_with_float_arrays(body, {"x"}) is None
+        kwargs = typed.decode(msg(body, "application/json"))
+        assert kwargs["x"].shape == (1, 3, 40, 40)  # the last "x" wins, as in the standard decoder
+
+
 @pytest.mark.parametrize("body, words", [(b"{nope", "Invalid JSON"), (b"[1, 2]", "JSON object"),
                                          (b'"text"', "JSON object"), (b"\xff\xfe\x00", "JSON"),
                                          (b'{"text": NaN}', "NaN")])
