@@ -156,11 +156,14 @@ def start_http_server(target: str, remote_runner: tuple[str, ...], host: str | N
                       port: int | None, api_workers: int | None, backlog: int | None,
                       graceful_shutdown_timeout: float, timeout: float | None,
                       config_path: str | None, working_dir: str) -> None:
-    """Serve TARGET's APIs, calling its runners on runner servers (split deployment)."""
+    """Serve TARGET's APIs, calling its runners on runner servers (split deployment).
+    TARGET as for ``serve``: module[:attr], file.py[:attr], a bento tag or directory."""
+    from ..bentos.target import resolve_serve_target
     from ..services.loader import load
 
     remote = _parse_remote_runners(remote_runner)
     config = _load_config(config_path, timeout)
+    target, working_dir = resolve_serve_target(target, working_dir)
     service = load(target, working_dir)
     names = {r.name for r in service.runners}
     unknown = sorted(set(remote) - names)
@@ -187,11 +190,14 @@ def start_http_server(target: str, remote_runner: tuple[str, ...], host: str | N
 @click.option("--working-dir", default=".", type=click.Path(exists=True, file_okay=False))
 def start_runner_server(target: str, runner_name: str, host: str, port: int | None,
                         config_path: str | None, working_dir: str) -> None:
-    """Serve one runner of TARGET over HTTP on TCP (needs runners.auth_token)."""
+    """Serve one runner of TARGET over HTTP on TCP (needs runners.auth_token). TARGET as for
+    ``serve``: module[:attr], file.py[:attr], a bento tag or directory (its models/ too)."""
+    from ..bentos.target import resolve_serve_target
     from ..runner.worker import load_runner
     from ..services.loader import load
 
     config = _load_config(config_path, None)
+    target, working_dir = resolve_serve_target(target, working_dir)
     if not config.runner(runner_name).auth_token:
         raise CLIException(
             "a runner server on TCP needs a shared secret: set runners.auth_token (or "

@@ -58,3 +58,37 @@ def test_serve_of_a_plain_directory_says_what_it_takes(tmp_path: Path) -> None:
     assert result.returncode == 1 and "neither a bentofile.yaml nor a service.py" in result.stderr
     result = cli(tmp_path / "home", "serve", "nosuch_bento:v1", cwd=tmp_path)
     assert result.returncode == 1 and "nor a bento in the store" in result.stderr
+
+
+def test_split_deployment_of_a_bento_tag(project: tuple[Path, Path], tmp_path: Path) -> None:
+    """``start-runner-server`` and ``start-http-server`` take a bento tag as ``serve`` does:
+    its ``src/`` and its own ``models/`` (the store's are gone)."""
+    import json
+
+    from tests.e2e.prod_helpers import Command, free_port
+    from tests.e2e.test_split import _wait_http_ok
+
+    home, proj = project
+    ok(cli(home, "build", str(proj), "--version", "v1"))
+    shutil.rmtree(home / "models")
+    shutil.rmtree(proj)
+    config = tmp_path / "config.yaml"
+    config.write_text(json.dumps({"runners": {"auth_token": "split-bento-secret"}}))
+    runner_port = free_port()
+    runner = Command(["start-runner-server", "doubler_svc:v1", "--runner-name", "doubler",
+                      "--port", str(runner_port), "--config", str(config)], tmp_path,
+                     port=runner_port, name="runner")
+    api = None
+    try:
+        _wait_http_ok(runner, f"http://127.0.0.1:{runner_port}/readyz")
+        api_port = free_port()
+        api = Command(["start-http-server", "doubler_svc:v1", "--remote-runner",
+                       f"doubler=tcp://127.0.0.1:{runner_port}", "--host", "127.0.0.1",
+                       "--port", str(api_port), "--api-workers", "1", "--config",
+                       str(config)], tmp_path, port=api_port, name="api")
+        api.wait_ready()
+        assert api.post_json("/double", [1, 2, 3]).json() == [2, 4, 6]
+    finally:
+        for command in (api, runner):
+            if command is not None:
+                command.close()
