@@ -97,7 +97,7 @@ def main() -> None:
         run_load_sync(url, scenario.body, duration_s=args.warmup_s, warmup_s=0, **load)
         pids = [server.pid, *descendants(server.pid)]
         before = {pid: cpu_s(pid) for pid in pids}
-        threads_before = {pid: _threadscpu_s(pid) for pid in pids}
+        threads_before = {pid: _threads_cpu_s(pid) for pid in pids}
         spies = _start_py_spy(args.py_spy, pids[1:], args.seconds) if args.py_spy else []
         own = os.times()
         result = run_load_sync(url, scenario.body, duration_s=args.seconds, **load)
@@ -105,7 +105,7 @@ def main() -> None:
         for spy in spies:
             spy.wait()
         after = {pid: cpu_s(pid) for pid in pids}
-        threads_after = {pid: _threadscpu_s(pid) for pid in pids}
+        threads_after = {pid: _threads_cpu_s(pid) for pid in pids}
         done = max(result.requests, 1)
         print(f"{args.scenario} c={args.concurrency}: {result.requests_per_s:,.0f} req/s, "
               f"p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms, "
