@@ -163,6 +163,14 @@ class AdaptiveBatcher:
         self._running = False  # a batch of this method is in the model
         self._cork_misses = 0
         self._cork_resume_at = 0.0
+        # the closed-loop lump (see _batch_cap): how the last batch ended, and the idle gaps
+        # after batches that left nothing queued
+        self._last_end = 0.0
+        self._drained = False
+        self._turnaround_s = 0.0
+        self._running_items = 0
+        self._population = 0.0  # items queued or running at once lately (decaying peak)
+        self._population_t = 0.0
 
     # --- public ---------------------------------------------------------------------
 
@@ -198,6 +206,7 @@ class AdaptiveBatcher:
             self._task = loop.create_task(self._dispatch_loop())
         now = self._clock()
         self._note_arrival(now, items)
+        self._note_population(now, self._queued_items + items + self._running_items)
         future: asyncio.Future[Any] = loop.create_future()
         req = _Request(payload, items, key, future, now, now + limits.max_latency_ms / 1000)
         req.on_part = on_part
@@ -233,6 +242,10 @@ class AdaptiveBatcher:
         tau = 0.25
         self._rate = self._rate * math.exp(-(now - self._rate_t) / tau) + items / tau
         self._rate_t = now
+
+    def _note_population(self, now: float, items: int) -> None:
+        decayed = self._population * math.exp(-(now - self._population_t) / 2.0)
+        self._population, self._population_t = max(decayed, float(items)), now
 
     def _arrival_rate(self, now: float) -> float:
         return self._rate * math.exp(-(now - self._rate_t) / 0.25)
@@ -353,12 +366,35 @@ class AdaptiveBatcher:
                 self._cork_misses += 1
                 self._cork_resume_at = self._clock() + min(0.01 * 2 ** self._cork_misses, 2.0)
 
+    def _batch_cap(self, now: float) -> int:
+        """Items this batch may take: ``max_batch_size``, or half the queue for a lump.
+
+        In a closed loop whose callers take longer to come back (the idle gap after a batch
+        that left nothing queued) than the model's fixed cost, one batch of everyone is
+        followed by that gap every time; running the lump in two halves keeps the model busy
+        while the first half's callers come back, and the loop settles into two cohorts that
+        take turns. Only a lump of at least 4 items that is most of the items lately in the
+        worker at once (everyone, back) is split, so sparse or open-loop traffic and the two
+        cohorts themselves are left alone.
+        """
+        cap = self.limits.max_batch_size
+        queued = self._queued_items
+        if (self.limits.batchable and self.cost.fitted and self._drained and queued >= 4
+                and queued >= 0.75 * self._population and self._turnaround_s > 1.5 * self.cost.a):
+            return min(cap, math.ceil(queued / 2))
+        return cap
+
     def _take_batch(self, now: float) -> list[_Request]:
         queue = self._queue
         while queue and queue[0].future.done():
             self._remove(queue[0])
         if not queue:
             return []
+        cap = self._batch_cap(now)
+        if queue[0].items > cap:
+            head = self._split_off(queue[0], cap)
+            if head is not None:
+                return [head]
         first = queue.popleft()
         self._queued_items -= first.items
         batch = [first]
@@ -374,7 +410,7 @@ class AdaptiveBatcher:
                 continue
             if nxt.key != first.key:
                 break
-            room = self.limits.max_batch_size - items
+            room = cap - items
             take = min(nxt.items, room)
             if take <= 0 or (self.cost.fitted and now + self.cost.estimate_s(items + take)
                              > min(deadline, nxt.deadline)):
@@ -425,7 +461,12 @@ class AdaptiveBatcher:
         if not batch:
             return
         items = sum(r.items for r in batch)
+        if self._drained and self._last_end:  # the time its callers took to come back
+            # clipped: one long quiet spell cannot make a lump of the next burst
+            gap = min(now - self._last_end, 2 * self.cost.a)
+            self._turnaround_s += 0.2 * (gap - self._turnaround_s)
         self._busy_until = now + self.cost.estimate_s(items)
+        self._running_items = items
         self._running = True
         self._rearm_expiry()
         waits = [now - r.arrived for r in batch]
@@ -450,6 +491,7 @@ class AdaptiveBatcher:
                     r.future.set_result(result)
         self._running = False
         end = self._clock()
+        self._last_end, self._drained, self._running_items = end, not self._queue, 0
         if self._warm:
             self.cost.add(items, end - now)
         self._warm = True

@@ -303,3 +303,59 @@ def test_a_failed_part_fails_the_whole_request() -> None:
         await batcher.close()
 
     asyncio.run(main())
+
+
+def _closed_loop_batches(turnaround_s: float, callers: int = 64, rounds: int = 16,
+                         coalesced: bool = False) -> list[int]:
+    """Batch sizes a closed loop of ``callers`` gets from a model costing 8 ms + 0.1 ms per
+    item, on a virtual clock: every caller comes back ``turnaround_s`` after its batch.
+    ``coalesced``: the callers' rows arrive as one call that accepts parts (an API worker's)."""
+    async def main() -> list[int]:
+        now = [0.0]
+        sizes: list[int] = []
+        waiting: list[tuple[float, int]] = []  # (when, rows) of callers on their way back
+
+        async def model(payloads: list[Any]) -> list[Any]:
+            rows = sum(p for p in payloads)
+            sizes.append(rows)
+            now[0] += 0.008 + 0.0001 * rows
+            return [("done", p) for p in payloads]
+
+        batcher = AdaptiveBatcher(model, runner_name="r", method_name="m", clock=lambda: now[0],
+                                  limits=BatchLimits(max_batch_size=64, max_wait_ms=0),
+                                  split=lambda p, rows: (rows, p - rows))
+        for n in (8, 16, 32, 64):  # a fitted cost model, as after a few batches
+            batcher.cost.add(n, 0.008 + 0.0001 * n)
+        waiting.append((0.0, callers))
+        while len(sizes) < rounds:
+            when = min(w for w, _ in waiting)
+            rows = sum(r for w, r in waiting if w == when)
+            waiting[:] = [(w, r) for w, r in waiting if w != when]
+            now[0] = max(now[0], when)
+            if coalesced:
+                calls = [batcher.enqueue(rows, rows, on_part=lambda result, part: waiting.append(
+                    (now[0] + turnaround_s, part)))]
+            else:
+                calls = [batcher.enqueue(1, 1) for _ in range(rows)]
+            for call in calls:
+                call.add_done_callback(lambda f: waiting.append((now[0] + turnaround_s, f.result()[1])))
+            while not waiting or (batcher.queue_length and min(w for w, _ in waiting) > now[0]):
+                await asyncio.sleep(0)
+        await batcher.close()
+        return sizes
+
+    return asyncio.run(main())
+
+
+@pytest.mark.parametrize("coalesced", [False, True])
+def test_a_closed_loop_lump_runs_in_two_halves_when_its_callers_are_slow_to_come_back(
+        coalesced: bool) -> None:
+    """Callers that take longer to come back (15 ms) than the model's fixed cost (8 ms): one
+    batch of all 64 would leave the model idle 15 ms a round; it runs the lump in halves,
+    and the loop keeps two cohorts of 32 taking turns. Callers that come back quickly (2 ms)
+    keep one batch of everyone, which is cheaper then."""
+    slow = _closed_loop_batches(0.015, coalesced=coalesced)
+    assert slow[0] == 64  # nothing known yet about the loop
+    assert slow[-6:] == [32] * 6, slow  # and it stays so: the cohorts are not split again
+    for turnaround_s in (0.002, 0.009):  # below 1.5x the fixed cost
+        assert _closed_loop_batches(turnaround_s, coalesced=coalesced)[-6:] == [64] * 6
