@@ -132,7 +132,7 @@ class NumpyNdarray(IODescriptor["np.ndarray[Any, Any]"]):
                 arr = self.validate_array(arr, field)
                 return arr if arr.flags.writeable else arr.copy()
         # numbers are checked on the array (one vectorised isfinite), not one by one while parsing
-        obj = parse_json(msg.body, field, "NumpyNdarray: invalid JSON", check_floats=False)
+        obj = parse_json(body, field, "NumpyNdarray: invalid JSON", check_floats=False)
         # Enforced: parse as sent so validate_array can refuse lossy casts (1.5 -> int).
         # Not enforced: convert straight to dtype, as v1 did.
         try:

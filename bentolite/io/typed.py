@@ -27,13 +27,13 @@ from typing import Any, AsyncIterator, Callable, Iterator
 from urllib.parse import parse_qsl
 
 from ..exceptions import BadInput, InternalServerError, InvalidArgument
+from ._fastjson import FAST_JSON_BYTES, object_with_float_arrays
 from ._formdata import FormPart, parse_form_data, parse_header_params
 from ._typing import (
     file_kind, flatten_schema, is_list_of, iterator_item, metadata_of, patch_annotation, strip_annotated,
     to_openapi30, type_hints,
 )
 from .base import HTTPMessage, IODescriptor, join_field
-from ._fastjson import FAST_JSON_BYTES, object_with_float_arrays
 from .json import loads_finite, parse_json
 
 __all__ = ["TypedInput", "TypedOutput", "TypedKwargs", "service_schema_route", "service_schema"]

@@ -6,6 +6,9 @@
   the room left in a batch is split: its first rows fill the batch and their results go to
   ``on_part`` at once, the rest lead the next batch. Other requests are never split; one
   larger than ``max_batch_size`` runs alone.
+* In a closed loop whose callers come back slower than the model's fixed cost, a lump of
+  everyone's requests after an idle gap runs in two halves, so the model works on one while
+  the other's callers come back (``_batch_cap``).
 * When the model is idle the dispatcher runs at once, unless its online cost model
   (``latency ~ a + b * items``, least squares over recent batches) and the measured arrival
   rate say that a short wait (at most ``max_wait_ms``) grows the batch to the size needed to
@@ -366,7 +369,7 @@ class AdaptiveBatcher:
                 self._cork_misses += 1
                 self._cork_resume_at = self._clock() + min(0.01 * 2 ** self._cork_misses, 2.0)
 
-    def _batch_cap(self, now: float) -> int:
+    def _batch_cap(self) -> int:
         """Items this batch may take: ``max_batch_size``, or half the queue for a lump.
 
         In a closed loop whose callers take longer to come back (the idle gap after a batch
@@ -390,7 +393,7 @@ class AdaptiveBatcher:
             self._remove(queue[0])
         if not queue:
             return []
-        cap = self._batch_cap(now)
+        cap = self._batch_cap()
         if queue[0].items > cap:
             head = self._split_off(queue[0], cap)
             if head is not None:
