@@ -31,11 +31,13 @@ _parser: Any = None
 
 @contextlib.contextmanager
 def _parsing() -> Iterator[tuple[Any, Any]]:
-    """``(simdjson module, parser)`` for one body at a time, or ``(None, None)`` without it.
+    """``(simdjson module, parser)`` for one body, or ``(None, None)`` without simdjson.
 
     One parser, kept: a fresh one per body allocates (and page-faults) about three times the
     body's size each time, half the time a 3 MB body takes. A parser cannot parse again while
-    values of its last document are alive, so callers keep them inside the ``with``.
+    values of its last document are alive, so callers keep them inside the ``with``. While
+    another thread holds the kept one, a body gets a fresh parser rather than wait: a body
+    decoded on the event loop must not stall it behind a large one in the decode pool.
     """
     global _parser
     try:
@@ -43,14 +45,18 @@ def _parsing() -> Iterator[tuple[Any, Any]]:
     except ImportError:  # pragma: no cover - a dependency; the standard path still works
         yield None, None
         return
-    with _parser_lock:
+    if not _parser_lock.acquire(blocking=False):
+        yield simdjson, simdjson.Parser()
+        return
+    try:
         if _parser is None:
             _parser = simdjson.Parser()
-        try:
-            yield simdjson, _parser
-        except RuntimeError:  # a value still alive (or a number it cannot hold): start afresh
-            _parser = None
-            raise
+        yield simdjson, _parser
+    except RuntimeError:  # a value still alive (or a number it cannot hold): start afresh
+        _parser = None
+        raise
+    finally:
+        _parser_lock.release()
 
 
 def _array(node: Any, simdjson: Any) -> tuple[np.ndarray[Any, Any], int] | None:

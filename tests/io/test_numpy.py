@@ -146,3 +146,27 @@ def test_the_kept_parser_recovers_when_a_value_of_its_last_document_is_still_ali
     assert NumpyNdarray(dtype="float32").decode(msg(body)).tolist() == [[1.5, 2.5], [3.5, 4.5]]
     assert _fastjson.float_array(body).tolist() == [[1.5, 2.5], [3.5, 4.5]]  # a new parser
     del alive
+
+
+@pytest.mark.timeout(30)  # waiting for the holder (60 s) fails the test
+def test_a_body_does_not_wait_for_the_kept_parser_while_another_thread_holds_it():
+    import threading
+
+    from bentolite.io import _fastjson
+
+    body = _big("[[1.5, 2.5], [3.5, 4.5]]")
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with _fastjson._parsing():
+            held.set()
+            release.wait(60)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(10)
+        assert _fastjson.float_array(body).tolist() == [[1.5, 2.5], [3.5, 4.5]]  # no wait
+    finally:
+        release.set()
+        holder.join()
