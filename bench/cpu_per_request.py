@@ -35,13 +35,11 @@ def _threads_cpu_s(pid: int) -> dict[str, float]:
     except OSError:  # the process ended meanwhile
         return out
     for task in tasks:
+        name = "main" if task.name == str(pid) else task.name
         try:
-            name = "main" if task.name == str(pid) else task.name
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            out[name] = out.get(name, 0.0) + cpu_s(pid, f"task/{task.name}/stat")
         except OSError:  # the thread ended meanwhile
             continue
-        cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        out[name] = out.get(name, 0.0) + cpu
     return out
 
 

@@ -108,9 +108,10 @@ def tree_io_bytes(root_pid: int) -> int:
     return total
 
 
-def cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) ``pid`` has used, from /proc/PID/stat."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def cpu_s(pid: int, stat: str = "stat") -> float:
+    """CPU seconds (user + system) ``pid`` has used, from /proc/PID/stat (``stat`` may name
+    one thread's instead: ``task/TID/stat``)."""
+    fields = Path(f"/proc/{pid}/{stat}").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 

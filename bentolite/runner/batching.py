@@ -464,7 +464,7 @@ class AdaptiveBatcher:
         if not batch:
             return
         items = sum(r.items for r in batch)
-        if self._drained and self._last_end:  # the time its callers took to come back
+        if self._drained:  # the time its callers took to come back
             # clipped: one long quiet spell cannot make a lump of the next burst
             gap = min(now - self._last_end, 2 * self.cost.a)
             self._turnaround_s += 0.2 * (gap - self._turnaround_s)
