@@ -9,18 +9,27 @@ A frame is ``header | buffer lengths | meta | buffers``:
   W3C trace-context dict such as ``{"traceparent": "..."}``);
 * the buffers: the main pickle and its out-of-band buffers (see ``container``).
 
+Large buffers may instead lie in a shared-memory ring of the sender's (see ``shm``): the
+frame then carries them as empty buffers and ``meta["shm"]`` says where each one lies, as
+``[index, position, length]``; the receiving ``FrameProtocol`` puts them back before anyone
+sees the frame. SHM frames offer a ring (``{"fd", "size"}``) and answer an offer
+(``{"ok": bool}``); until the answer, every buffer travels in the socket.
+
 Many calls share one connection; replies carry the request id of their call.
 """
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
 import struct
 from typing import Any, Callable, Sequence
 
+from . import shm
+
 __all__ = [
-    "CALL", "RESULT", "ERROR", "CANCEL", "PING", "PONG", "CHUNK",
+    "CALL", "RESULT", "ERROR", "CANCEL", "PING", "PONG", "CHUNK", "SHM",
     "Frame", "FrameProtocol", "pack_frame", "write_frame", "parse_frame",
     "error_meta", "error_from_meta",
 ]
@@ -28,6 +37,10 @@ __all__ = [
 CALL, RESULT, ERROR, CANCEL, PING, PONG = 1, 2, 3, 4, 5, 6
 #: one item of a streamed call (``meta["stream"]`` on its CALL); a RESULT frame ends the stream
 CHUNK = 7
+#: a shared-memory ring offered, or the answer to an offer (handled by ``FrameProtocol``)
+SHM = 8
+
+logger = logging.getLogger(__name__)
 
 _HEADER = struct.Struct("!IBQIH")
 _PREFIX = struct.Struct("!I")
@@ -96,8 +109,7 @@ def write_frame(transport: asyncio.BaseTransport, pieces: list[Any]) -> None:
     """Write a frame; small frames go as one write, large buffers without joining."""
     if len(pieces) == 1:
         transport.write(pieces[0])  # type: ignore[attr-defined]
-    elif sum(len(p) if isinstance(p, bytes) else memoryview(p).nbytes for p in pieces) \
-            <= _BIG_FRAME:
+    elif _nbytes(pieces) <= _BIG_FRAME:
         transport.write(b"".join(pieces))  # type: ignore[attr-defined]
     else:
         for piece in pieces:
@@ -121,6 +133,9 @@ class FrameProtocol(asyncio.BufferedProtocol):
         self._out: list[Any] = []
         self._flush_scheduled = False
         self.transport: asyncio.Transport | None = None
+        self._ring_out: shm.OutRing | None = None
+        self._ring_state = "off"  # for large buffers we send: new -> offered -> ready, or off
+        self._ring_in: shm.InRing | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -130,6 +145,15 @@ class FrameProtocol(asyncio.BufferedProtocol):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SEND_BUFFER_BYTES)
             except OSError:  # capped by net.core.wmem_max: the kernel's own size then
                 pass
+        if shm.supported(sock):
+            self._ring_state = "new"
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._ring_state = "off"
+        for ring in (self._ring_out, self._ring_in):
+            if ring is not None:
+                ring.close()
+        self._ring_out = self._ring_in = None
 
     def get_buffer(self, sizehint: int) -> memoryview:
         if self._frame is not None:
@@ -141,7 +165,7 @@ class FrameProtocol(asyncio.BufferedProtocol):
             self._frame_len += nbytes
             if self._frame_len == len(self._frame):
                 frame, self._frame = self._frame, None
-                self._on_frame(parse_frame(frame))
+                self._deliver(parse_frame(frame))
             return
         head = self._head
         filled = self._head_len + nbytes
@@ -151,7 +175,7 @@ class FrameProtocol(asyncio.BufferedProtocol):
             size = _PREFIX.size + rest
             if pos + size <= filled:
                 # a bytearray copy: buffers decoded from it are writable and outlive the head
-                self._on_frame(parse_frame(head[pos:pos + size]))
+                self._deliver(parse_frame(head[pos:pos + size]))
                 pos += size
             elif size > len(head):  # too big for the head: read the rest into its own buffer
                 frame = bytearray(size)
@@ -166,14 +190,32 @@ class FrameProtocol(asyncio.BufferedProtocol):
             head[:filled - pos] = head[pos:filled]
         self._head_len = filled - pos
 
+    def _deliver(self, frame: Frame) -> None:
+        if frame.kind == SHM:
+            self._on_ring_frame(frame)
+            return
+        if "shm" in frame.meta:
+            ring = self._ring_in
+            if ring is None:
+                raise ValueError("a frame refers to a shared-memory ring never offered")
+            for index, pos, length in frame.meta["shm"]:
+                frame.buffers[index] = ring.take(pos, length)
+        self._on_frame(frame)
+
     def send(self, pieces: list[Any]) -> None:
         """Queue a frame; frames queued in one loop iteration go out in one write."""
         if self.transport is None or self.transport.is_closing():
             return
-        if len(pieces) > 1 and sum(memoryview(p).nbytes for p in pieces) > _BIG_FRAME:
-            self._flush()
-            write_frame(self.transport, pieces)  # big buffers: no join, no copy
-            return
+        if len(pieces) > 1 and _nbytes(pieces) > _BIG_FRAME:
+            if self._ring_state != "off":
+                pieces = self._via_ring(pieces)
+            if len(pieces) > 1 and _nbytes(pieces) > _BIG_FRAME:
+                self._flush()
+                write_frame(self.transport, pieces)  # big buffers: no join, no copy
+                return
+        self._queue(pieces)
+
+    def _queue(self, pieces: list[Any]) -> None:
         self._out.extend(pieces)
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -186,6 +228,77 @@ class FrameProtocol(asyncio.BufferedProtocol):
         out, self._out = self._out, []
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+
+    # --- shared memory for large buffers (see ``shm``) -------------------------------
+
+    def ring_stats(self) -> dict[str, Any]:
+        """Where our ring for large buffers stands: its state, bytes written and consumed."""
+        ring = self._ring_out
+        return {"state": self._ring_state, "written": ring.written if ring else 0,
+                "consumed": ring.consumed if ring else 0, "peer_ring": self._ring_in is not None}
+
+    def _via_ring(self, pieces: list[Any]) -> list[Any]:
+        """The frame with its large buffers moved into our ring, as far as it has room."""
+        ring = self._ring_out
+        if self._ring_state != "ready" or ring is None:
+            if self._ring_state == "new":
+                self._offer_ring()
+            return pieces
+        head, buffers = pieces[0], list(pieces[1:])
+        refs = []
+        for index, buffer in enumerate(buffers):
+            length = memoryview(buffer).nbytes
+            if length >= shm.MIN_BUFFER_BYTES:
+                pos = ring.put(buffer)
+                if pos is not None:
+                    refs.append([index, pos, length])
+                    buffers[index] = b""
+        if not refs:
+            return pieces
+        _, kind, request_id, meta_len, count = _HEADER.unpack_from(head, 0)
+        start = _HEADER.size + 8 * count
+        meta = json.loads(head[start:start + meta_len]) if meta_len else {}
+        meta["shm"] = refs
+        return pack_frame(kind, request_id, meta, buffers)
+
+    def _offer_ring(self) -> None:
+        try:
+            self._ring_out = shm.OutRing()
+        except OSError as e:  # e.g. memory limits: the socket it is
+            logger.debug("no shared-memory ring for large frames: %s", e)
+            self._ring_state = "off"
+            return
+        self._ring_state = "offered"
+        self._queue(pack_frame(SHM, 0, {"fd": self._ring_out.fd, "size": self._ring_out.size}))
+
+    def _on_ring_frame(self, frame: Frame) -> None:
+        meta = frame.meta
+        if "fd" in meta:  # the peer offers its ring
+            sock = self.transport.get_extra_info("socket") if self.transport else None
+            try:
+                if not shm.supported(sock):
+                    raise OSError("shared memory is off here")
+                ring = shm.InRing(shm.peer_pid(sock), int(meta["fd"]), int(meta["size"]))
+            except (OSError, ValueError) as e:
+                self._queue(pack_frame(SHM, 0, {"ok": False, "error": str(e)}))
+                return
+            if self._ring_in is not None:
+                self._ring_in.close()
+            self._ring_in = ring
+            self._queue(pack_frame(SHM, 0, {"ok": True}))
+        elif self._ring_state == "offered":
+            if meta.get("ok"):
+                self._ring_state = "ready"
+                return
+            logger.debug("the peer cannot map our shared-memory ring: %s", meta.get("error"))
+            self._ring_state = "off"
+            if self._ring_out is not None:
+                self._ring_out.close()
+                self._ring_out = None
+
+
+def _nbytes(pieces: list[Any]) -> int:
+    return sum(len(p) if isinstance(p, bytes) else memoryview(p).nbytes for p in pieces)
 
 
 def parse_frame(data: bytearray) -> Frame:

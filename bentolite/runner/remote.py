@@ -70,6 +70,7 @@ class _Connection(FrameProtocol):
             fut.set_result(frame)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
         self.closed = True
         pending, self.pending = self.pending, {}
         for fut in pending.values():

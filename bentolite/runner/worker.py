@@ -523,6 +523,7 @@ class RunnerWorker:
 
         class _Conn(FrameProtocol):
             def connection_lost(self, exc: Exception | None) -> None:
+                super().connection_lost(exc)
                 for future in list(calls.values()):
                     future.cancel()
 
