@@ -52,8 +52,10 @@ PARENT_PID_ENV = "BENTOLITE_PARENT_PID"
 #: Longest estimated call that an idle worker runs on its event loop thread (see
 #: ``RunnerWorker._can_run_inline``); longer calls always go to the model thread.
 INLINE_MAX_S = 0.02
-#: A direct (unbatched sync) call measured under this runs on the loop thread when the model
-#: thread is idle: a thread hand-off costs more than such a call (new-style ``def`` APIs)
+#: A call (a batch, or a direct unbatched sync call of a new-style ``def`` API) measured under
+#: this runs on the loop thread whenever the model thread is idle, queued calls or not: a
+#: thread hand-off costs more than such a call (echo_runner c=32: 4,100-4,500 -> 6,800-7,000
+#: req/s, runner CPU 200 -> 57 us per request)
 DIRECT_INLINE_MAX_S = 0.001
 #: Calls expected to arrive during a call above which it runs in the model thread, so the loop
 #: receives and decodes them meanwhile. Fewer, and the hand-off and the GIL traffic of a
@@ -355,19 +357,21 @@ class RunnerWorker:
     def _can_run_inline(self, method_name: str, items: int) -> bool:
         """Run on the loop thread when idle and short: no thread hand-offs at low load.
 
-        Only when nothing else waits (no other call or stream), few calls are expected to
-        arrive while it runs (INLINE_MAX_ARRIVALS; under more load the loop keeps receiving
-        and decoding the next batch's calls meanwhile), and the call is estimated under
-        INLINE_MAX_S, so probes and deadline checks are held back at most that long.
+        Always for a batch estimated under DIRECT_INLINE_MAX_S with the model thread idle.
+        Otherwise only when nothing else waits (no other call or stream), few calls are
+        expected to arrive while it runs (INLINE_MAX_ARRIVALS; under more load the loop keeps
+        receiving and decoding the next batch's calls meanwhile), and the call is estimated
+        under INLINE_MAX_S, so probes and deadline checks are held back at most that long.
         BentoML 1.1 also built Runnables in one thread and called them in another, so
         Runnables do not depend on thread-local state across calls.
         """
         batcher = self._batchers[method_name]
-        if (not self._may_inline or self._model_jobs or self._streams or batcher.queue_length
-                or not batcher.cost.fitted):
+        if not self._may_inline or self._model_jobs or self._streams or not batcher.cost.fitted:
             return False
         estimate_s = batcher.cost.estimate_s(items)
-        return (estimate_s <= INLINE_MAX_S
+        if estimate_s < DIRECT_INLINE_MAX_S:
+            return True
+        return (estimate_s <= INLINE_MAX_S and not batcher.queue_length
                 and batcher.arrivals_within(estimate_s) < INLINE_MAX_ARRIVALS)
 
     def call(self, method_name: str, args: tuple[Any, ...], kwargs: dict[str, Any],

@@ -155,6 +155,8 @@ too_slow_runner = bentolite.Runner(Timed, name="tooslow", max_batch_size=8, max_
 slow_runner = bentolite.Runner(
     RowModel, name="slow", runnable_init_params={"delay_s": 0.3},
     method_configs={"predict": {"max_latency_ms": 150}, "single": {"max_latency_ms": 150}})
+#: 5 ms a call: too long to hold the worker's event loop while calls queue
+napping_runner = bentolite.Runner(RowModel, name="napping", runnable_init_params={"delay_s": 0.005})
 broken_runner = bentolite.Runner(Broken, name="broken")
 echo_runner = bentolite.Runner(Echo, name="echo")
 
@@ -163,7 +165,7 @@ class FakeService:
     """Stands in for a Service: anything with a ``runners`` list."""
 
     runners = [row_runner, small_runner, slow_runner, broken_runner, echo_runner, cold_runner,
-               too_slow_runner]
+               too_slow_runner, napping_runner]
 
 
 svc = FakeService()

@@ -280,3 +280,25 @@ def test_calls_spread_over_workers_with_their_own_env(tmp_path: Path) -> None:
                 runner.destroy()
 
     asyncio.run(main())
+
+
+def test_calls_measured_under_a_millisecond_run_on_the_loop_even_when_queued(
+        tmp_path: Path) -> None:
+    """A thread hand-off costs more than such a call: once the cost model has three
+    batches, short calls run on the worker's event loop thread, a burst of them too; a
+    5 ms method's queued calls go to the model thread, so the loop stays free meanwhile."""
+    async def burst(runner: bentolite.Runner) -> list[str]:
+        async with group(runner, tmp_path / runner.name) as workers:
+            runner.init_client(workers.addresses)
+            try:
+                for i in range(4):
+                    await runner.single.async_run(i)
+                outs = await asyncio.gather(*(runner.single.async_run(i) for i in range(30)))
+                assert [out["x"] for out in outs] == list(range(30))
+                return [out["thread"] for out in outs]
+            finally:
+                runner.destroy()
+
+    assert asyncio.run(burst(targets.row_runner)) == ["MainThread"] * 30
+    threads = asyncio.run(burst(targets.napping_runner))
+    assert sum(name.startswith("runner-napping") for name in threads) >= 25, threads
