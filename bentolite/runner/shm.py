@@ -14,10 +14,12 @@ through the socket, as they do until the peer has said it mapped the ring.
 
 Layout: 64 bytes of header (the consumed mark, a uint64 written only by the reader), then
 the data. Positions are byte counts since the ring was made; ``pos % capacity`` is the
-offset, and a buffer that would cross the end starts at the next lap instead.
+offset, and a buffer that would cross the end, or that finds the ring empty, starts at the
+next lap instead.
 """
 from __future__ import annotations
 
+import collections
 import mmap
 import os
 import socket
@@ -81,20 +83,30 @@ class OutRing(_Ring):
             os.close(self.fd)
             raise
         self.written = 0  # position after the last buffer put in
+        self._unread: collections.deque[tuple[int, int]] = collections.deque()  # (start, end)
 
     def put(self, buffer: Any) -> int | None:
         """Copy ``buffer`` in; its position, or None when the ring has no room for it now."""
         data = memoryview(buffer).cast("B")
         n = data.nbytes
+        if n > self.capacity:
+            return None
+        unread = self._unread
+        consumed = self.consumed  # the reader only moves it on: a stale value is safe
+        while unread and unread[0][1] <= consumed:
+            unread.popleft()
         pos = self.written
         offset = pos % self.capacity
-        if offset + n > self.capacity:  # no wrapping inside a buffer: start the next lap
+        # no wrapping inside a buffer: start the next lap; and start it whenever the ring is
+        # empty, so only as many pages are ever touched as the most bytes in flight at once
+        if offset and (offset + n > self.capacity or not unread):
             pos += self.capacity - offset
             offset = 0
-        if pos + n - self.consumed > self.capacity:
+        if unread and pos + n - self.capacity > unread[0][0]:  # would land on unread bytes
             return None
         self._data[offset:offset + n] = data
         self.written = pos + n
+        unread.append((pos, pos + n))
         return pos
 
     def close(self) -> None:

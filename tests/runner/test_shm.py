@@ -75,7 +75,7 @@ def test_large_buffers_cross_through_the_ring_in_order_with_the_socket_as_fallba
                 await asyncio.sleep(0)
         await asyncio.wait_for(done, 30)
         stats = sender.ring_stats()
-        assert stats["written"] > 5 * (1 << 20)  # wrapped around the ring
+        assert stats["written"] > 3 * (1 << 20)  # went round the ring, lap after lap
         assert stats["consumed"] == stats["written"]
         sender.transport.close()  # type: ignore[union-attr]
         await asyncio.sleep(0.05)
@@ -209,3 +209,28 @@ def test_a_killed_workers_rings_are_closed_and_its_successor_gets_new_ones(
         assert connection(runner).ring_stats()["state"] == "ready" and ring_maps() == 2
 
     run_echo(tmp_path, body, targets.slow_runner, restart_backoff_s=0.05)
+
+
+def test_a_ring_wraps_refuses_what_does_not_fit_and_restarts_when_empty() -> None:
+    out = shm.OutRing(1 << 20)
+    peer = shm.InRing(os.getpid(), out.fd, out.size)
+    try:
+        cap = out.capacity
+        chunk = np.arange(100_000, dtype=np.float32)  # 400 KB: two fit, a third does not
+        first, second = out.put(chunk), out.put(chunk + 1)
+        assert (first, second) == (0, chunk.nbytes) and out.put(chunk) is None
+        assert np.array_equal(np.frombuffer(peer.take(first, chunk.nbytes), np.float32), chunk)
+        third = out.put(chunk + 2)  # would cross the end: starts the next lap
+        assert third == cap
+        assert out.put(chunk) is None  # the second is still unread
+        peer.take(second, chunk.nbytes)
+        back = peer.take(third, chunk.nbytes)
+        assert np.array_equal(np.frombuffer(back, np.float32), chunk + 2)
+        assert out.consumed == out.written == cap + chunk.nbytes
+        assert out.put(chunk[:10_000]) == 2 * cap  # empty: back to the start of a lap
+        with pytest.raises(ValueError):
+            peer.take(cap, 10)  # behind the consumed mark: a corrupt reference
+    finally:
+        peer.close()
+        out.close()
+    assert ring_maps() == 0
