@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from runner_cost import _measure, _proc_cpu_s, _self_cpu_s  # noqa: E402,F401
+from runner_cost import _measure, worker_process  # noqa: E402
 
 SERVICES = Path(__file__).resolve().parent / "services"
 
@@ -41,22 +40,16 @@ async def _one(ring_mb: str, concurrency: list[int], calls: int) -> dict[int, di
     env = dict(os.environ, BENTOLITE_SHM_RING_MB=ring_mb, OMP_NUM_THREADS="1")
     with tempfile.TemporaryDirectory(prefix="bl-hop-") as run_dir:
         sock = os.path.join(run_dir, "w.sock")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "bentolite.runner.worker", "--target", "payloads:svc",
-             "--runner-name", payload_runner.name, "--socket", sock,
-             "--working-dir", str(SERVICES)], env=env)
-        try:
-            while not os.path.exists(sock):
-                await asyncio.sleep(0.05)
+        cmd = [sys.executable, "-m", "bentolite.runner.worker", "--target", "payloads:svc",
+               "--runner-name", payload_runner.name, "--socket", sock,
+               "--working-dir", str(SERVICES)]
+        async with worker_process(cmd, env, sock) as proc:
             handle = RemoteRunnerHandle(payload_runner, [sock])
             method = next(m for m in payload_runner.runner_methods if m.name == "summarize")
             x = np.random.default_rng(1).random(TENSOR_SHAPE, dtype=np.float32)
             out = {c: await _measure(handle, method, x, c, calls, proc.pid) for c in concurrency}
             await handle.aclose()
             return out
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import os
 import resource
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import AsyncIterator
 
 __all__ = ["main"]
 
@@ -115,10 +117,7 @@ async def run(args: argparse.Namespace) -> None:
             cmd += ["-c", _PROFILE_WORKER.format(out=out), *worker_args]
         else:
             cmd += ["-m", "bentolite.runner.worker", *worker_args]
-        proc = subprocess.Popen(cmd, env=env)
-        try:
-            while not os.path.exists(sock):
-                await asyncio.sleep(0.05)
+        async with worker_process(cmd, env, sock) as proc:
             handle = RemoteRunnerHandle(runner, [sock])
             method = runner.runner_methods[0]
             x = np.random.default_rng(1).standard_normal((1, ROW_DIM)).astype(np.float32)
@@ -138,9 +137,20 @@ async def run(args: argparse.Namespace) -> None:
             if profiler is not None:
                 profiler.dump_stats(os.path.join(args.profile, "caller.prof"))
             await handle.aclose()
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+
+
+@contextlib.asynccontextmanager
+async def worker_process(cmd: list[str], env: dict[str, str],
+                         sock: str) -> AsyncIterator[subprocess.Popen]:
+    """A runner worker started by ``cmd``, once its socket exists; terminated on exit."""
+    proc = subprocess.Popen(cmd, env=env)
+    try:
+        while not os.path.exists(sock):
+            await asyncio.sleep(0.05)
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def main() -> None:
