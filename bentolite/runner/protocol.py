@@ -247,8 +247,9 @@ class FrameProtocol(asyncio.BufferedProtocol):
         head, buffers = pieces[0], list(pieces[1:])
         refs = []
         for index, buffer in enumerate(buffers):
-            length = memoryview(buffer).nbytes
-            if length >= shm.MIN_BUFFER_BYTES:
+            view = memoryview(buffer)
+            if view.nbytes >= shm.MIN_BUFFER_BYTES and view.c_contiguous:
+                length = view.nbytes
                 pos = ring.put(buffer)
                 if pos is not None:
                     refs.append([index, pos, length])
@@ -279,8 +280,8 @@ class FrameProtocol(asyncio.BufferedProtocol):
                 if not shm.supported(sock):
                     raise OSError("shared memory is off here")
                 ring = shm.InRing(shm.peer_pid(sock), int(meta["fd"]), int(meta["size"]))
-            except (OSError, ValueError) as e:
-                self._queue(pack_frame(SHM, 0, {"ok": False, "error": str(e)}))
+            except (OSError, ValueError, KeyError, TypeError) as e:  # refused: the socket it is
+                self._queue(pack_frame(SHM, 0, {"ok": False, "error": repr(e)}))
                 return
             if self._ring_in is not None:
                 self._ring_in.close()

@@ -15,7 +15,7 @@ import pytest
 from bentolite.exceptions import ServiceUnavailable
 from bentolite.runner import shm
 from bentolite.runner.container import decode_payload, encode_payload
-from bentolite.runner.protocol import CALL, Frame, FrameProtocol, pack_frame
+from bentolite.runner.protocol import CALL, SHM, Frame, FrameProtocol, pack_frame
 from bentolite.runner.remote import RemoteRunnerHandle
 
 from tests.runner import runner_targets as targets
@@ -234,3 +234,21 @@ def test_a_ring_wraps_refuses_what_does_not_fit_and_restarts_when_empty() -> Non
         peer.close()
         out.close()
     assert ring_maps() == 0
+
+
+def test_a_malformed_offer_is_refused_and_the_connection_carries_on() -> None:
+    async def main() -> list[Frame]:
+        got: list[Frame] = []
+        sender, _ = await _pair(got.append)
+        for offer in ({"fd": 1}, {"fd": "x", "size": 1}, {"fd": 10**6, "size": 1 << 20}):
+            sender.send(pack_frame(SHM, 0, offer))
+        sender.send(pack_frame(CALL, 7, None, encode_payload(np.ones(BIG, np.uint8))))
+        for _ in range(100):
+            if got:
+                break
+            await asyncio.sleep(0.01)
+        sender.transport.close()  # type: ignore[union-attr]
+        return got
+
+    got = asyncio.run(main())
+    assert [f.request_id for f in got] == [7]
