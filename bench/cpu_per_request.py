@@ -3,8 +3,8 @@
 Serves a ``bench/services`` scenario in production mode (one API worker, ``bench/config.yaml``
 unless ``--config``), warms it up, then drives ``--concurrency`` clients for ``--seconds`` and
 prints requests/s, p50/p99, the mean adaptive batch size and, per process, CPU microseconds
-per request (from /proc; the load generator's own from getrusage). Steadier than req/s on a
-shared box, and it says which process a change made cheaper.
+and minor page faults per request (from /proc; the load generator's own from getrusage).
+Steadier than req/s on a shared box, and it says which process a change made cheaper.
 
     bench/run.sh is the comparison; this one is for profiling bentolite alone:
     PYTHONPATH=. python bench/cpu_per_request.py batching --concurrency 64 --seconds 6
@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from compare import BLAS_THREADS_ENV, CONFIG_PATH, REPO_ROOT, SCENARIOS, SERVICES_DIR  # noqa: E402
 from loadgen import run_load_sync  # noqa: E402
-from procs import ServerProcess, cpu_s, descendants, free_port  # noqa: E402
+from procs import ServerProcess, cpu_s, descendants, free_port, minor_faults  # noqa: E402
 
 
 def _threads_cpu_s(pid: int) -> dict[str, float]:
@@ -95,6 +95,7 @@ def main() -> None:
         run_load_sync(url, scenario.body, duration_s=args.warmup_s, warmup_s=0, **load)
         pids = [server.pid, *descendants(server.pid)]
         before = {pid: cpu_s(pid) for pid in pids}
+        faults_before = {pid: minor_faults(pid) for pid in pids}
         threads_before = {pid: _threads_cpu_s(pid) for pid in pids}
         spies = _start_py_spy(args.py_spy, pids[1:], args.seconds) if args.py_spy else []
         own = os.times()
@@ -103,13 +104,16 @@ def main() -> None:
         for spy in spies:
             spy.wait()
         after = {pid: cpu_s(pid) for pid in pids}
+        faults_after = {pid: minor_faults(pid) for pid in pids}
         threads_after = {pid: _threads_cpu_s(pid) for pid in pids}
         done = max(result.requests, 1)
         print(f"{args.scenario} c={args.concurrency}: {result.requests_per_s:,.0f} req/s, "
               f"p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms, "
               f"errors {result.error_count}, mean batch {_mean_batch(port) or 0:.1f}")
         for pid in pids:
-            print(f"  {(after[pid] - before[pid]) / done * 1e6:7.1f} us/request  {_role(pid)}")
+            faults = (faults_after[pid] - faults_before[pid]) / done
+            print(f"  {(after[pid] - before[pid]) / done * 1e6:7.1f} us/request  {_role(pid)}"
+                  f" ({faults:.0f} page faults/request)")
             for name, cpu in sorted(threads_after[pid].items()):
                 spent = (cpu - threads_before[pid].get(name, 0.0)) / done * 1e6
                 if spent >= 1.0:

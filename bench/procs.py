@@ -115,6 +115,11 @@ def cpu_s(pid: int, stat: str = "stat") -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def minor_faults(pid: int) -> int:
+    """Minor page faults ``pid`` has taken (pages the kernel mapped in, zeroed or shared)."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[7])
+
+
 def tree_cpu_s(root_pid: int) -> float:
     """CPU seconds used by ``root_pid`` and its living descendants."""
     total = 0.0

@@ -25,6 +25,7 @@ import traceback
 from typing import Any, AsyncIterator, Sequence
 
 from .. import tracing
+from ..allocator import tune_allocator
 from ..exceptions import BentoMLException
 from ..logs import configure_logging
 from .batching import AdaptiveBatcher
@@ -637,6 +638,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.socket is None and args.port is None:
         parser.error("give --socket PATH and/or --port PORT")
+    tune_allocator()
     sys.path.insert(0, os.path.abspath(args.working_dir))
     configure_logging(f"%(asctime)s %(levelname)s [runner:{args.runner_name}:{args.worker_index}] "
                       "%(message)s")

@@ -20,6 +20,7 @@ import threading
 import time
 from typing import Any
 
+from ..allocator import tune_allocator
 from ..logs import configure_logging
 from .app import API_THREAD_PREFIX
 
@@ -145,6 +146,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--watch-parent", action="store_true",
                         help="stop when the parent process exits")
     args = parser.parse_args(argv)
+    tune_allocator()
     if args.prometheus_dir:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = args.prometheus_dir
     from ..monitoring import WORKER_ID_ENV
