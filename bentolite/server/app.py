@@ -45,6 +45,7 @@ _RUNNERS_PENDING = web.AppKey("runners_pending", set)
 _STARTUP_FAILED = web.AppKey("startup_failed", asyncio.Future)
 _RUNNERS_STARTED = web.AppKey("runners_started", asyncio.Event)
 _POOL = web.AppKey("pool", ThreadPoolExecutor)
+_MAX_BODY_BYTES = web.AppKey("max_body_bytes", int)
 
 
 def init_runners_locally(runner: Any) -> Any:
@@ -85,6 +86,20 @@ def _apply_context(response: web.StreamResponse, ctx: ResponseContext) -> None:
             expires=None if c.expires is None else formatdate(c.expires, usegmt=True),
             path=c.path, domain=c.domain, secure=c.secure, httponly=c.httponly, samesite=c.samesite,
         )
+
+
+async def _read_body(request: web.Request) -> bytes:
+    """The whole request body, joined once (``request.read()`` grows a ``bytearray`` and copies
+    it to ``bytes``: two more copies of a large upload); 413 past ``max_request_size_mb``."""
+    limit = request.app[_MAX_BODY_BYTES]
+    chunks = []
+    size = 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=size)
+        chunks.append(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _decode(api: InferenceAPI, body: bytes, headers: Any) -> Any:
@@ -131,7 +146,7 @@ def _make_handler(
                 f"runners still starting: {', '.join(sorted(pending))}; retry when /readyz is 200",
                 retry_after_s=1,
             )
-        body = await request.read()
+        body = await _read_body(request)
         response_ctx = context.begin_request(request.headers, request.query)
         loop = asyncio.get_running_loop()
         value = None
@@ -272,7 +287,7 @@ def build_app(
     max_mb = api_cfg.http.max_request_size_mb
     traffic = getattr(service, "traffic", None) or {}  # a new-style root's own settings win
     app = web.Application(
-        client_max_size=int(max_mb * 1024 * 1024),
+        client_max_size=int(max_mb * 1024 * 1024),  # for mounted apps' request.read()
         middlewares=[
             make_observe_middleware(metrics=metrics, api_routes=api_routes, cors=api_cfg.http.cors,
                                     max_request_size_mb=max_mb),
@@ -287,6 +302,7 @@ def build_app(
                      log_format=api_cfg.logging.access.format):
         app.middlewares.insert(0, tracing.server_middleware(api_routes))
     app[_SERVICE] = service
+    app[_MAX_BODY_BYTES] = int(max_mb * 1024 * 1024)
     app[_RUNNERS_PENDING] = {runner.name for runner in service.runners}
     pool_size = max(8, min(api_cfg.traffic.max_concurrency or 64, 256))
     metrics_namespace = api_cfg.metrics.namespace if api_cfg.metrics.enabled else None

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import http.client
 import io
+import json
 import threading
 import time
 import uuid
@@ -135,6 +136,24 @@ def test_body_too_large_is_413(server: Server) -> None:
     error = reply.json()
     assert error["type"] == "PayloadTooLarge"
     assert "api_server.http.max_request_size_mb" in error["error"]
+
+
+def test_chunked_bodies_are_read_whole_and_413_past_the_limit(server: Server) -> None:
+    def post_chunked(chunks: list[bytes]) -> tuple[int, bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        try:
+            conn.request("POST", "/echo_text", body=iter(chunks), encode_chunked=True,
+                         headers={"Content-Type": "text/plain", "Transfer-Encoding": "chunked"})
+            response = conn.getresponse()
+            return response.status, response.read()
+        finally:
+            conn.close()
+
+    status, body = post_chunked([b"ab" * 100_000, b"c" * 300_000, b"d"])  # under 1 MiB: whole
+    assert (status, body) == (200, b"ab" * 100_000 + b"c" * 300_000 + b"d")
+    status, body = post_chunked([b"x" * 600_000, b"y" * 600_000])  # no Content-Length to refuse early
+    assert status == 413
+    assert "api_server.http.max_request_size_mb" in json.loads(body)["error"]
 
 
 @pytest.mark.parametrize("path", ["/sleep_async", "/sleep_sync"])
