@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 
-from bentolite.allocator import tune_allocator
 from tests.e2e.prod_helpers import Command, children, free_port
 
 #: frees three 900 KB buffers per round, like an API worker handling a 900 KB image
@@ -53,7 +52,7 @@ def test_the_users_own_malloc_settings_are_left_alone() -> None:
                 {"GLIBC_TUNABLES": "glibc.malloc.trim_threshold=1048576"}):
         tuned, faults = _faults_per_round("tune", **env)
         assert tuned == "False", env
-    assert tune_allocator() in (True, False)  # callable in-process (pytest's own process)
+        assert faults > 200, env  # glibc's rule stands as the user set it
 
 
 _SERVICE = '''
