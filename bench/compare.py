@@ -243,11 +243,10 @@ class Impl:
     def __init__(
         self, name: str, python: str, serve_argv: list[str], env: dict[str, str],
         worker_options: tuple[str, ...] = ("--production", "--api-workers", "1"),
-        stop_signal: signal.Signals = signal.SIGTERM, min_stop_grace_s: float = 0.0,
+        stop_signal: signal.Signals = signal.SIGTERM,
     ):
         self.name = name
         self.stop_signal = stop_signal  # its graceful stop (LitServe's is SIGINT)
-        self.min_stop_grace_s = min_stop_grace_s  # the longest its own graceful stop may take
         self.python = python
         self.serve_argv = serve_argv
         self.env = env
@@ -271,10 +270,8 @@ def _litserve_impl() -> Impl:
     env = _base_env()
     env.pop("PYTHONPATH", None)
     env.update(VIRTUAL_ENV=str(venv), PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}")
-    # it ignores SIGTERM; on SIGINT it gives its uvicorn process up to 30 s and each
-    # inference worker 5 s before killing them itself
     return Impl("litserve", str(venv / "bin" / "python"), [str(venv / "bin" / "python")], env, (),
-                stop_signal=signal.SIGINT, min_stop_grace_s=40.0)
+                stop_signal=signal.SIGINT)  # it ignores SIGTERM
 
 
 def _bentoml_impl(work_dir: Path, name: str) -> Impl:
@@ -441,7 +438,7 @@ def run_once(
         record.rss_after_load_kb = server.rss()[0]
     finally:
         stop_started = time.perf_counter()
-        killed = server.stop(grace_s=max(args.stop_grace_s, impl.min_stop_grace_s))
+        killed = server.stop(grace_s=args.stop_grace_s)
         stop_s = time.perf_counter() - stop_started
     record.killed_pids = killed
     record.stop_s = stop_s
@@ -524,10 +521,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--settle-s", type=float, default=1.0, help="pause after ready before reading RSS"
     )
     parser.add_argument("--ready-timeout-s", type=float, default=120.0)
-    parser.add_argument(
-        "--stop-grace-s", type=float, default=15.0,
-        help="stop signal to SIGKILL delay (LitServe gets at least 40 s: its own stop can take that long)",
-    )
+    parser.add_argument("--stop-grace-s", type=float, default=15.0, help="SIGTERM to SIGKILL delay")
     parser.add_argument(
         "--bentolite-cmd",
         default=None,
