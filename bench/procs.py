@@ -8,6 +8,7 @@ by a dying server are reparented to it and reaped here.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import signal
 import subprocess
@@ -172,6 +173,9 @@ class ServerProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # a Ctrl-C at the terminal reaches only the orchestrator
+                # a stop signal inherited as ignored (a background job's SIGINT) would never
+                # reach the server's handler: LitServe, stopped by SIGINT, then waits forever
+                preexec_fn=functools.partial(signal.signal, self.stop_signal, signal.SIG_DFL),
             )
 
     def wait_ready(self, timeout_s: float = 120.0, poll_s: float = 0.02) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 import textwrap
 import time
@@ -308,13 +309,19 @@ def test_same_new_style_code_serves_on_bentoml14(tmp_path: Path) -> None:
 def test_litserve_serves_the_batching_work_in_its_own_venv(tmp_path: Path) -> None:
     """The LitServe peer (scripts/peer_venv.sh litserve-0.2.19) answers like bentolite does,
     each level records the bytes its processes moved through system calls, and it stops on
-    its own signal (SIGINT: it ignores SIGTERM) with nothing left to SIGKILL."""
+    its own signal (SIGINT: it ignores SIGTERM) with nothing left to SIGKILL, even when the
+    harness itself was started with SIGINT ignored."""
     from compare import SCENARIOS, _litserve_impl, run_once
 
     assert become_subreaper()
     impl = _litserve_impl()
-    record = run_once(impl, "ls_batching", SCENARIOS["ls_batching"], 0, _bench_args("ls_batching"),
-                      tmp_path)
+    # as in a background job, where SIGINT is inherited as ignored: the server must still get it
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        record = run_once(impl, "ls_batching", SCENARIOS["ls_batching"], 0,
+                          _bench_args("ls_batching"), tmp_path)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     load = record.loads[2]
     assert load["requests"] > 0 and load["error_count"] == 0
     assert load["io_bytes_per_request"] > len(SCENARIOS["ls_batching"].body)
