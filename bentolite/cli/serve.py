@@ -119,10 +119,12 @@ def serve(target: str, development: bool, production: bool, host: str | None, po
                         backlog=backlog, graceful_shutdown_timeout=graceful_shutdown_timeout,
                         working_dir=working_dir)
         return
+    from ..allocator import tune_allocator
     from ..server.api_worker import run_server
     from ..server.app import build_app, serve_app
     from ..services.loader import load
 
+    tune_allocator()  # this process serves the requests (and runs the runners)
     if api_workers not in (None, 1):
         logger.warning("--api-workers=%s ignored in development mode", api_workers)
     os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)  # one process: the default registry
