@@ -2,7 +2,8 @@
 
 Starts ``bentolite serve services/soak.py:svc`` (supervisor, API workers, runner workers),
 drives a closed loop of mixed requests, each with the status it must get (batched runner
-calls, text, short runner naps: 200; malformed bodies: 400; a raising runner method: 500),
+calls, text, short runner naps, 1.2 MB uploads to a runner: 200; malformed bodies: 400; a
+raising runner method: 500),
 samples the RSS of the server's whole process tree, then stops the server with SIGTERM and
 checks that no process of its tree is left. Not part of CI (it runs for minutes):
 
@@ -47,6 +48,8 @@ MIX: list[tuple[int, str, str, bytes, int]] = [
     (5, "/add", "application/json", b"\xff[1]", 400),
     (5, "/shout", "text/plain", b"\xff\xfe", 400),
     (5, "/explode", "application/json", b'"expected failure"', 500),
+    (4, "/mean", "application/octet-stream", bytes(1_200_000), 200),
+    (1, "/mean", "application/octet-stream", bytes(1_200_001), 400),
 ]
 
 
