@@ -68,18 +68,15 @@ class CostModel:
     slowdown still takes over within a window of batches.
     """
 
-    __slots__ = ("_samples", "_sx", "_sy", "_sxx", "_sxy", "a", "b")
+    __slots__ = ("_samples", "_sx", "_sy", "_sxx", "_sxy", "a", "b", "fitted")
 
     def __init__(self, window: int = 64) -> None:
         self._samples: collections.deque[tuple[int, float]] = collections.deque(maxlen=window)
         self._sx = self._sy = self._sxx = self._sxy = 0.0
         self.a = 0.0
         self.b = 0.0
-
-    @property
-    def fitted(self) -> bool:
-        """Whether the fit rests on enough batches to be trusted (deadline shedding)."""
-        return len(self._samples) >= 3
+        #: whether the fit rests on enough batches (3) to be trusted (deadline shedding)
+        self.fitted = False
 
     def _account(self, x: float, y: float, sign: float) -> None:
         self._sx += sign * x
@@ -96,6 +93,7 @@ class CostModel:
         samples.append((items, duration_s))
         self._account(items, duration_s, 1.0)
         n = len(samples)
+        self.fitted = n >= 3
         mean_x, mean_y = self._sx / n, self._sy / n
         var_x = self._sxx / n - mean_x * mean_x
         if var_x > 1e-9:
@@ -304,7 +302,10 @@ class AdaptiveBatcher:
         self._arm_expiry()
 
     def _arm_expiry(self) -> None:
-        if self._expiry is not None or not self._queue or not self.cost.fitted:
+        # an idle model runs the head next (``_expire`` does nothing then): no timer until a
+        # batch starts, which re-arms it
+        if (self._expiry is not None or not self._running or not self._queue
+                or not self.cost.fitted):
             return
         head = self._queue[0]
         when = head.deadline - self.cost.estimate_s(head.items)  # its latest start
@@ -499,6 +500,8 @@ class AdaptiveBatcher:
             self.cost.add(items, end - now)
         self._warm = True
         self._busy_until = end
-        self._rearm_expiry()
+        if self._expiry is not None:  # the model is idle: the head runs next, nothing is shed
+            self._expiry.cancel()
+            self._expiry = None
         if self._on_batch is not None:
             self._on_batch(items, waits)

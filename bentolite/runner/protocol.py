@@ -66,7 +66,7 @@ def pack_frame(
 ) -> list[Any]:
     """The pieces of one frame, ready for ``transport.writelines``."""
     meta_bytes = _encode_meta(meta) if meta else b""
-    sizes = [len(b) if isinstance(b, bytes) else memoryview(b).nbytes for b in buffers]
+    sizes = [_size(b) for b in buffers]
     lengths = _lengths_struct(len(sizes)).pack(*sizes)
     rest = _HEADER.size - _PREFIX.size + len(lengths) + len(meta_bytes) + sum(sizes)
     if rest > MAX_FRAME_BYTES:
@@ -83,14 +83,20 @@ def _lengths_struct(count: int) -> struct.Struct:
 
 
 _meta_cache: dict[Any, bytes] = {}
+#: meta keys whose values repeat from call to call (a method name, flags): such metas are
+#: parsed once; others (error messages, shared-memory positions, trace ids) vary
+_REPEATING_META = frozenset({"m", "p", "stream"})
 _meta_parsed: dict[bytes, dict[str, Any]] = {}
 
 
 def _encode_meta(meta: dict[str, Any]) -> bytes:
-    if len(meta) == 1 and "m" in meta:  # the common CALL meta: cache per method name
-        cached = _meta_cache.get(meta["m"])
+    if meta.keys() <= _REPEATING_META:  # the common CALL meta: encoded once
+        key = tuple(meta.items())
+        cached = _meta_cache.get(key)
         if cached is None:
-            cached = _meta_cache[meta["m"]] = json.dumps(meta, separators=(",", ":")).encode()
+            cached = json.dumps(meta, separators=(",", ":")).encode()
+            if len(_meta_cache) < 1024:
+                _meta_cache[key] = cached
         return cached
     return json.dumps(meta, separators=(",", ":")).encode()
 
@@ -100,7 +106,7 @@ def _decode_meta(raw: bytes) -> dict[str, Any]:
     if cached is not None:
         return cached
     meta = json.loads(raw)
-    if len(raw) < 80 and len(_meta_parsed) < 1024 and list(meta) == ["m"]:
+    if len(raw) < 80 and len(_meta_parsed) < 1024 and meta.keys() <= _REPEATING_META:
         _meta_parsed[raw] = meta  # read-only use: callers never mutate meta
     return meta
 
@@ -202,17 +208,19 @@ class FrameProtocol(asyncio.BufferedProtocol):
                 frame.buffers[index] = ring.take(pos, length)
         self._on_frame(frame)
 
-    def send(self, pieces: list[Any]) -> None:
-        """Queue a frame; frames queued in one loop iteration go out in one write."""
+    def send(self, kind: int, request_id: int, meta: dict[str, Any] | None = None,
+             buffers: Sequence[Any] = ()) -> None:
+        """Send a frame (see ``pack_frame``): large buffers through our shared-memory ring when
+        the peer has mapped it; small frames queued in one loop iteration go out in one write."""
         if self.transport is None or self.transport.is_closing():
             return
-        if len(pieces) > 1 and _nbytes(pieces) > _BIG_FRAME:
-            if self._ring_state != "off":
-                pieces = self._via_ring(pieces)
-            if len(pieces) > 1 and _nbytes(pieces) > _BIG_FRAME:
-                self._flush()
-                write_frame(self.transport, pieces)  # big buffers: no join, no copy
-                return
+        if buffers and self._ring_state != "off":
+            meta, buffers = self._via_ring(meta, buffers)
+        pieces = pack_frame(kind, request_id, meta, buffers)
+        if len(pieces) > 1 and _frame_bytes(pieces) > _BIG_FRAME:
+            self._flush()
+            write_frame(self.transport, pieces)  # big buffers: no join, no copy
+            return
         self._queue(pieces)
 
     def _queue(self, pieces: list[Any]) -> None:
@@ -237,30 +245,32 @@ class FrameProtocol(asyncio.BufferedProtocol):
         return {"state": self._ring_state, "written": ring.written if ring else 0,
                 "consumed": ring.consumed if ring else 0, "peer_ring": self._ring_in is not None}
 
-    def _via_ring(self, pieces: list[Any]) -> list[Any]:
-        """The frame with its large buffers moved into our ring, as far as it has room."""
+    def _via_ring(self, meta: dict[str, Any] | None, buffers: Sequence[Any]
+                  ) -> tuple[dict[str, Any] | None, Sequence[Any]]:
+        """``meta`` and ``buffers`` with the large buffers moved into our ring, as far as it
+        has room (``meta["shm"]`` says where each one went)."""
+        big = [i for i, b in enumerate(buffers) if _size(b) >= shm.MIN_BUFFER_BYTES]
+        if not big:
+            return meta, buffers
         ring = self._ring_out
         if self._ring_state != "ready" or ring is None:
             if self._ring_state == "new":
                 self._offer_ring()
-            return pieces
-        head, buffers = pieces[0], list(pieces[1:])
+            return meta, buffers
+        moved = list(buffers)
         refs = []
-        for index, buffer in enumerate(buffers):
-            view = memoryview(buffer)
-            if view.nbytes >= shm.MIN_BUFFER_BYTES and view.c_contiguous:
-                length = view.nbytes
-                pos = ring.put(buffer)
+        for index in big:
+            view = memoryview(moved[index])
+            if view.c_contiguous:
+                pos = ring.put(view)
                 if pos is not None:
-                    refs.append([index, pos, length])
-                    buffers[index] = b""
+                    refs.append([index, pos, view.nbytes])
+                    moved[index] = b""
         if not refs:
-            return pieces
-        _, kind, request_id, meta_len, count = _HEADER.unpack_from(head, 0)
-        start = _HEADER.size + 8 * count
-        meta = json.loads(head[start:start + meta_len]) if meta_len else {}
+            return meta, buffers
+        meta = dict(meta) if meta else {}  # a copy: the caller's may be reused
         meta["shm"] = refs
-        return pack_frame(kind, request_id, meta, buffers)
+        return meta, moved
 
     def _offer_ring(self) -> None:
         try:
@@ -298,8 +308,17 @@ class FrameProtocol(asyncio.BufferedProtocol):
                 self._ring_out = None
 
 
+def _frame_bytes(pieces: list[Any]) -> int:
+    """The size of a frame from ``pack_frame``, as its header says."""
+    return _PREFIX.size + _PREFIX.unpack_from(pieces[0])[0]
+
+
+def _size(piece: Any) -> int:
+    return len(piece) if isinstance(piece, bytes) else memoryview(piece).nbytes
+
+
 def _nbytes(pieces: list[Any]) -> int:
-    return sum(len(p) if isinstance(p, bytes) else memoryview(p).nbytes for p in pieces)
+    return sum(map(_size, pieces))
 
 
 def parse_frame(data: bytearray) -> Frame:

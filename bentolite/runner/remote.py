@@ -128,7 +128,7 @@ async def ping_worker(address: str, timeout_s: float = 1.0) -> bool:
         fut: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
         rid = conn.next_id()
         conn.pending[rid] = fut
-        conn.send(pack_frame(PING, rid))
+        conn.send(PING, rid)
         frame = await asyncio.wait_for(fut, timeout_s)
         return frame.kind == PONG
     except (OSError, asyncio.TimeoutError, ServiceUnavailable):
@@ -221,7 +221,7 @@ class _Group:
         if self.conn.pending.pop(self.rid, None) is not None:
             self.conn.partials.pop(self.rid, None)
             self.timer.cancel()  # type: ignore[union-attr]
-            self.conn.send(pack_frame(CANCEL, self.rid))
+            self.conn.send(CANCEL, self.rid)
 
 
 class RemoteRunnerHandle(RunnerHandle):
@@ -303,7 +303,7 @@ class RemoteRunnerHandle(RunnerHandle):
             meta["p"] = 1
             conn.partials[rid] = on_chunk
         conn.pending[rid] = fut
-        conn.send(pack_frame(CALL, rid, meta, encode_payload((args, kwargs))))
+        conn.send(CALL, rid, meta, encode_payload((args, kwargs)))
         return rid, fut
 
     def _timeout_error(self, method_name: str) -> GatewayTimeout:
@@ -325,11 +325,11 @@ class RemoteRunnerHandle(RunnerHandle):
             frame = await fut
         except asyncio.TimeoutError:
             conn.pending.pop(rid, None)
-            conn.send(pack_frame(CANCEL, rid))
+            conn.send(CANCEL, rid)
             raise self._timeout_error(method_name) from None
         except asyncio.CancelledError:
             if conn.pending.pop(rid, None) is not None:
-                conn.send(pack_frame(CANCEL, rid))
+                conn.send(CANCEL, rid)
             raise
         finally:
             timer.cancel()
@@ -405,7 +405,7 @@ class RemoteRunnerHandle(RunnerHandle):
                 raise error_from_meta(frame.meta, self._runner.name)
             group.deliver(decode_payload(frame.buffers), group.rows - group.delivered)
         except asyncio.TimeoutError:
-            conn.send(pack_frame(CANCEL, group.rid))  # type: ignore[union-attr]
+            conn.send(CANCEL, group.rid)  # type: ignore[union-attr]
             group.fail(self._timeout_error(group.method.name))
         except BaseException as e:  # noqa: BLE001 - every caller not yet answered gets it
             group.fail(e)
@@ -449,7 +449,7 @@ class RemoteRunnerHandle(RunnerHandle):
         trace = tracing.outgoing_trace() if tracing.ACTIVE else None
         if trace:
             meta["trace"] = trace
-        conn.send(pack_frame(CALL, rid, meta, encode_payload((args, kwargs))))
+        conn.send(CALL, rid, meta, encode_payload((args, kwargs)))
         ended = False
         try:
             while True:
@@ -473,7 +473,7 @@ class RemoteRunnerHandle(RunnerHandle):
         finally:
             conn.streams.pop(rid, None)
             if not ended and not conn.closed:  # the caller stopped early: stop the generator
-                conn.send(pack_frame(CANCEL, rid))
+                conn.send(CANCEL, rid)
 
     def run_method(self, method: RunnerMethod, args: tuple[Any, ...],
                    kwargs: dict[str, Any]) -> Any:

@@ -35,7 +35,7 @@ from .container import (
 )
 from .handle import batch_items, iterate_in
 from .protocol import (
-    CALL, CANCEL, CHUNK, ERROR, PING, PONG, RESULT, Frame, FrameProtocol, error_meta, pack_frame,
+    CALL, CANCEL, CHUNK, ERROR, PING, PONG, RESULT, Frame, FrameProtocol, error_meta,
 )
 from .runner import Runner, RunnerMethod
 
@@ -458,22 +458,23 @@ class RunnerWorker:
             if future.cancelled():
                 return
             exc = future.exception()
-            if exc is None:
-                try:
-                    pieces = pack_frame(RESULT, rid, None, encode_payload(future.result()))
-                except Exception as e:  # noqa: BLE001 - e.g. an unpicklable result
-                    pieces = error_frame(rid, e)
-            else:
-                pieces = error_frame(rid, exc)
-            proto.send(pieces)
+            if exc is not None:
+                send_error(rid, exc)
+                return
+            try:
+                buffers = encode_payload(future.result())
+            except Exception as e:  # noqa: BLE001 - e.g. an unpicklable result
+                send_error(rid, e)
+                return
+            proto.send(RESULT, rid, None, buffers)
 
-        def error_frame(rid: int, exc: BaseException) -> list[Any]:
-            return pack_frame(ERROR, rid, self.error_meta(exc))
+        def send_error(rid: int, exc: BaseException) -> None:
+            proto.send(ERROR, rid, self.error_meta(exc))
 
         def send_part(rid: int, result: Any, rows: int) -> None:
             """The first ``rows`` rows' result of a split call: a CHUNK before its RESULT."""
             try:
-                proto.send(pack_frame(CHUNK, rid, {"n": rows}, encode_payload(result)))
+                proto.send(CHUNK, rid, {"n": rows}, encode_payload(result))
             except Exception as e:  # noqa: BLE001 - e.g. an unpicklable result
                 future = calls.get(rid)
                 if future is not None and not future.done():
@@ -483,10 +484,10 @@ class RunnerWorker:
             try:
                 args, kwargs = decode_payload(frame.buffers)
                 async for item in self.stream(frame.meta.get("m", ""), args, kwargs):
-                    proto.send(pack_frame(CHUNK, rid, None, encode_payload(item)))
-                proto.send(pack_frame(RESULT, rid, None, encode_payload(None)))
+                    proto.send(CHUNK, rid, None, encode_payload(item))
+                proto.send(RESULT, rid, None, encode_payload(None))
             except Exception as e:  # noqa: BLE001 - the caller gets the error as its last frame
-                proto.send(error_frame(rid, e))
+                send_error(rid, e)
 
         def start_stream(rid: int, frame: Frame) -> None:
             task = asyncio.ensure_future(stream_to(rid, frame))
@@ -514,7 +515,7 @@ class RunnerWorker:
                     future = self.call(meta.get("m", ""), args, kwargs, meta.get("trace"),
                                        functools.partial(send_part, rid) if "p" in meta else None)
                 except Exception as e:  # noqa: BLE001 - refused calls get their error back
-                    proto.send(error_frame(rid, e))
+                    send_error(rid, e)
                     return
                 calls[rid] = future
                 inflight.add(future)
@@ -524,7 +525,7 @@ class RunnerWorker:
                 if future is not None:
                     future.cancel()
             elif frame.kind == PING:
-                proto.send(pack_frame(PONG, rid, {"worker_index": self.worker_index}))
+                proto.send(PONG, rid, {"worker_index": self.worker_index})
 
         class _Conn(FrameProtocol):
             def connection_lost(self, exc: Exception | None) -> None:

@@ -15,7 +15,7 @@ import pytest
 from bentolite.exceptions import ServiceUnavailable
 from bentolite.runner import shm
 from bentolite.runner.container import decode_payload, encode_payload
-from bentolite.runner.protocol import CALL, SHM, Frame, FrameProtocol, pack_frame
+from bentolite.runner.protocol import CALL, SHM, Frame, FrameProtocol
 from bentolite.runner.remote import RemoteRunnerHandle
 
 from tests.runner import runner_targets as targets
@@ -63,17 +63,20 @@ def test_large_buffers_cross_through_the_ring_in_order_with_the_socket_as_fallba
                 done.set_result(None)
 
         sender, receiver = await _pair(on_frame)
-        sender.send(pack_frame(CALL, 0, {"m": "first"}, encode_payload(arrays[0])))
+        sender.send(CALL, 0, {"m": "first"}, encode_payload(arrays[0]))
         for _ in range(100):
             if sender.ring_stats()["state"] == "ready":
                 break
             await asyncio.sleep(0.01)
         assert sender.ring_stats()["state"] == "ready" and receiver.ring_stats()["peer_ring"]
+        meta = {"m": "shared"}  # one dict for every call, as callers reuse theirs
         for i, array in enumerate(arrays[1:], 1):
-            sender.send(pack_frame(CALL, i, {"m": f"m{i}"}, encode_payload(array)))
+            sender.send(CALL, i, meta, encode_payload(array))
             if i % 7:  # every 7th frame is sent in the same burst as the next ones
                 await asyncio.sleep(0)
         await asyncio.wait_for(done, 30)
+        assert meta == {"m": "shared"}  # ring positions went into a copy
+        assert all(f.meta["m"] == "shared" for f in received[1:])
         stats = sender.ring_stats()
         assert stats["written"] > 3 * (1 << 20)  # went round the ring, lap after lap
         assert stats["consumed"] == stats["written"]
@@ -101,7 +104,7 @@ def test_a_peer_that_cannot_map_the_ring_keeps_getting_frames_by_socket(
         sender, receiver = await _pair(lambda f: got.append(decode_payload(f.buffers)))
         monkeypatch.setattr(shm, "InRing", _refuse)
         for i in range(5):
-            sender.send(pack_frame(CALL, i, None, encode_payload(np.full(BIG, i, np.uint8))))
+            sender.send(CALL, i, None, encode_payload(np.full(BIG, i, np.uint8)))
             await asyncio.sleep(0.02)
         stats = sender.ring_stats()
         sender.transport.close()  # type: ignore[union-attr]
@@ -241,8 +244,8 @@ def test_a_malformed_offer_is_refused_and_the_connection_carries_on() -> None:
         got: list[Frame] = []
         sender, _ = await _pair(got.append)
         for offer in ({"fd": 1}, {"fd": "x", "size": 1}, {"fd": 10**6, "size": 1 << 20}):
-            sender.send(pack_frame(SHM, 0, offer))
-        sender.send(pack_frame(CALL, 7, None, encode_payload(np.ones(BIG, np.uint8))))
+            sender.send(SHM, 0, offer)
+        sender.send(CALL, 7, None, encode_payload(np.ones(BIG, np.uint8)))
         for _ in range(100):
             if got:
                 break
