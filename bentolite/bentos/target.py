@@ -9,7 +9,6 @@ from pathlib import Path
 
 from ..exceptions import BentoMLException, NotFound
 from ..models.store import MODEL_STORE_ENV
-from ..services.loader import service_in_directory
 from ..tag import Tag
 from .bento import BENTO_YAML, Bento, default_bento_store
 
@@ -76,5 +75,7 @@ def resolve_serve_target(target: str, working_dir: str = ".") -> tuple[str, str]
         return _use_bento(bento)
     path = Path(os.path.expanduser(target))
     if path.is_dir():
+        from ..services.loader import service_in_directory  # not in the supervisor otherwise
+
         return service_in_directory(path.resolve()), str(path.resolve())
     return target, working_dir

@@ -27,6 +27,11 @@ __all__ = ["ManagedProcess", "RunnerWorkerGroup", "RunnerStartError", "describe_
 
 logger = logging.getLogger(__name__)
 
+#: env var with JSON {runner name: [addresses]} of the runners a worker's runnable may call
+RUNNER_MAP_ENV = "BENTOLITE_RUNNER_MAP"
+#: env var with the PID of the supervisor that started a worker (workers stop when it is gone)
+PARENT_PID_ENV = "BENTOLITE_PARENT_PID"
+
 #: Longest AF_UNIX path most platforms accept (108 on Linux, 104 on macOS).
 _MAX_SOCKET_PATH = 100
 _FORWARD_CHUNK = 64 * 1024
@@ -353,7 +358,7 @@ class RunnerWorkerGroup:
             proc.restart = True
 
     async def _wait_ready(self, index: int) -> None:
-        from .remote import ping_worker
+        from .protocol import ping_worker
 
         proc, address = self.processes[index], self.addresses[index]
         deadline = time.monotonic() + self.start_timeout_s
@@ -379,7 +384,7 @@ class RunnerWorkerGroup:
 
     async def is_ready(self, timeout_s: float = 1.0) -> bool:
         """Whether at least one worker answers now."""
-        from .remote import ping_worker
+        from .protocol import ping_worker
 
         results = await asyncio.gather(*(ping_worker(a, timeout_s) for a in self.addresses))
         return any(results)

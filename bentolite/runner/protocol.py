@@ -31,7 +31,7 @@ from . import shm
 __all__ = [
     "CALL", "RESULT", "ERROR", "CANCEL", "PING", "PONG", "CHUNK", "SHM",
     "Frame", "FrameProtocol", "pack_frame", "write_frame", "parse_frame",
-    "error_meta", "error_from_meta",
+    "error_meta", "error_from_meta", "ping_worker", "socket_path",
 ]
 
 CALL, RESULT, ERROR, CANCEL, PING, PONG = 1, 2, 3, 4, 5, 6
@@ -335,6 +335,49 @@ def parse_frame(data: bytearray) -> Frame:
         buffers.append(view[pos:pos + size])
         pos += size
     return Frame(kind, request_id, meta, buffers)
+
+
+def socket_path(address: str) -> str:
+    """The file path of a worker's Unix socket address (``unix://``/``file://`` or a path)."""
+    for prefix in ("unix://", "file://"):
+        if address.startswith(prefix):
+            return address[len(prefix):]
+    return address
+
+
+class _Ping(FrameProtocol):
+    def __init__(self, answered: asyncio.Future[bool]) -> None:
+        super().__init__(self._on_pong)
+        self._answered = answered
+
+    def _on_pong(self, frame: Frame) -> None:
+        if not self._answered.done():
+            self._answered.set_result(frame.kind == PONG)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if not self._answered.done():
+            self._answered.set_result(False)
+
+
+async def ping_worker(address: str, timeout_s: float = 1.0) -> bool:
+    """Whether a runner worker answers a PING on ``address`` within ``timeout_s``.
+
+    Here, not with the runner client, so the supervisor can ask without importing it."""
+    loop = asyncio.get_running_loop()
+    answered: asyncio.Future[bool] = loop.create_future()
+    try:
+        transport, proto = await asyncio.wait_for(
+            loop.create_unix_connection(lambda: _Ping(answered), socket_path(address)), timeout_s)
+    except (OSError, asyncio.TimeoutError):
+        return False
+    try:
+        proto.send(PING, 1)
+        return await asyncio.wait_for(answered, timeout_s)
+    except asyncio.TimeoutError:
+        return False
+    finally:
+        transport.close()
 
 
 # --- errors across the hop -----------------------------------------------------------

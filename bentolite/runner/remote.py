@@ -23,20 +23,14 @@ from .container import (
 )
 from .handle import RunnerHandle, on_event_loop
 from .protocol import (
-    CALL, CANCEL, CHUNK, PING, RESULT, PONG, Frame, FrameProtocol, error_from_meta, pack_frame,
+    CALL, CANCEL, CHUNK, RESULT, Frame, FrameProtocol, error_from_meta, pack_frame, ping_worker,
+    socket_path,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
     from .runner import Runner, RunnerMethod
 
-__all__ = ["RemoteRunnerHandle", "HttpRunnerHandle", "handle_class_for", "ping_worker"]
-
-
-def _socket_path(address: str) -> str:
-    for prefix in ("unix://", "file://"):
-        if address.startswith(prefix):
-            return address[len(prefix):]
-    return address
+__all__ = ["RemoteRunnerHandle", "HttpRunnerHandle", "handle_class_for"]
 
 
 class _Connection(FrameProtocol):
@@ -114,28 +108,8 @@ def _time_out(fut: asyncio.Future[Any]) -> None:
 
 async def _open(address: str, label: str) -> _Connection:
     loop = asyncio.get_running_loop()
-    _, conn = await loop.create_unix_connection(lambda: _Connection(label), _socket_path(address))
+    _, conn = await loop.create_unix_connection(lambda: _Connection(label), socket_path(address))
     return conn
-
-
-async def ping_worker(address: str, timeout_s: float = 1.0) -> bool:
-    """Whether a runner worker answers on ``address`` within ``timeout_s``."""
-    try:
-        conn = await asyncio.wait_for(_open(address, address), timeout_s)
-    except (OSError, asyncio.TimeoutError):
-        return False
-    try:
-        fut: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
-        rid = conn.next_id()
-        conn.pending[rid] = fut
-        conn.send(PING, rid)
-        frame = await asyncio.wait_for(fut, timeout_s)
-        return frame.kind == PONG
-    except (OSError, asyncio.TimeoutError, ServiceUnavailable):
-        return False
-    finally:
-        if conn.transport is not None:
-            conn.transport.close()
 
 
 class _Group:

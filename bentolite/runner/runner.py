@@ -106,7 +106,7 @@ class Runner:
             name = runnable_class.__name__.lower()
             # once per deployment: the supervisor's own load of the service has said it, so
             # the workers it started (which carry its PID) do not repeat it
-            from .worker import PARENT_PID_ENV
+            from .process import PARENT_PID_ENV
 
             level = logging.DEBUG if os.environ.get(PARENT_PID_ENV) else logging.WARNING
             logger.log(level,

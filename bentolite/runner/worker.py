@@ -34,6 +34,7 @@ from .container import (
     split_batch, split_rows,
 )
 from .handle import batch_items, iterate_in
+from .process import PARENT_PID_ENV, RUNNER_MAP_ENV
 from .protocol import (
     CALL, CANCEL, CHUNK, ERROR, PING, PONG, RESULT, Frame, FrameProtocol, error_meta,
 )
@@ -46,10 +47,6 @@ logger = logging.getLogger("bentolite.runner.worker")
 EXIT_INIT_FAILED = 3
 #: name of a Runnable method run when its worker stops (new-style ``@on_shutdown`` hooks)
 SHUTDOWN_METHOD = "_bentolite_shutdown"
-#: env var with JSON {runner name: [addresses]} of the runners a worker's runnable may call
-RUNNER_MAP_ENV = "BENTOLITE_RUNNER_MAP"
-#: env var with the PID of the supervisor that started this worker (watched: see ``_serve``)
-PARENT_PID_ENV = "BENTOLITE_PARENT_PID"
 #: Longest estimated call that an idle worker runs on its event loop thread (see
 #: ``RunnerWorker._can_run_inline``); longer calls always go to the model thread.
 INLINE_MAX_S = 0.02

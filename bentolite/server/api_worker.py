@@ -88,7 +88,7 @@ def run_worker(target: str, *, fd: int | None, host: str | None, port: int | Non
 
 def _stop_when_orphaned() -> None:
     """SIGTERM ourselves (a graceful stop) if the supervisor that started us goes away."""
-    from ..runner.worker import PARENT_PID_ENV
+    from ..runner.process import PARENT_PID_ENV
 
     # the supervisor names itself: it may have died before this process could ask getppid()
     parent = int(os.environ.get(PARENT_PID_ENV) or os.getppid())

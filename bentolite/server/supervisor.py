@@ -259,7 +259,7 @@ class Supervisor:
         """Start runner ``name``'s workers (index -> env) in the background; their socket
         paths go in ``runner_map``."""
         from ..runner.process import RunnerWorkerGroup
-        from ..runner.worker import PARENT_PID_ENV, RUNNER_MAP_ENV
+        from ..runner.process import PARENT_PID_ENV, RUNNER_MAP_ENV
 
         assert self.run_dir is not None
         group = RunnerWorkerGroup(
@@ -285,7 +285,7 @@ class Supervisor:
                                 config_path: str, prometheus_dir: Path,
                                 extra_env: dict[str, str]) -> None:
         from ..runner.process import ManagedProcess
-        from ..runner.worker import PARENT_PID_ENV
+        from ..runner.process import PARENT_PID_ENV
 
         assert self.sock is not None
         fd = self.sock.fileno()

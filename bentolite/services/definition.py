@@ -132,7 +132,7 @@ def _check_config(name: str, config: dict[str, Any]) -> dict[str, Any]:
             f"@service {name!r}: workers must be a positive int or 'cpu_count', got {workers!r}")
     ignored = sorted(set(config) & _IGNORED)
     if ignored:
-        from ..runner.worker import PARENT_PID_ENV
+        from ..runner.process import PARENT_PID_ENV
 
         # once per deployment: the supervisor says it, the workers it starts do not
         level = logging.DEBUG if os.environ.get(PARENT_PID_ENV) else logging.INFO

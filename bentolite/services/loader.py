@@ -132,7 +132,7 @@ def load(target: str, working_dir: str | os.PathLike[str] | None = None) -> Serv
 def importing() -> Iterator[None]:
     """Let imports in this block fail where the service is only inspected (build, the
     supervisor's planning); in the processes that serve it they must succeed."""
-    from ..runner.worker import PARENT_PID_ENV
+    from ..runner.process import PARENT_PID_ENV
 
     try:
         yield

@@ -213,6 +213,40 @@ def test_the_supervisor_never_imports_the_service(tmp_path: Path) -> None:
         cmd.close()
 
 
+_DUMP_MODULES = """
+import os, signal, sys
+def _dump(*_):
+    with open(os.path.join(os.environ["DUMP_MODULES_DIR"], str(os.getpid())), "w") as f:
+        f.write("\\n".join(sorted(sys.modules)))
+signal.signal(signal.SIGUSR1, _dump)
+"""
+
+
+def test_the_supervisor_stays_small(tmp_path: Path) -> None:
+    """Neither the runner client nor the worker code loads in the long-lived supervisor (each
+    costs it megabytes of memory): it asks a worker if it is ready through the protocol alone."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(_DUMP_MODULES)  # SIGUSR1: write sys.modules
+    dumps = tmp_path / "modules"
+    dumps.mkdir()
+    path = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
+    cmd = _serve(tmp_path, {"PYTHONPATH": path, "DUMP_MODULES_DIR": str(dumps)})
+    try:
+        cmd.wait_ready()
+        cmd.process.send_signal(signal.SIGUSR1)
+        dump = dumps / str(cmd.process.pid)
+        wait_for(dump.exists, "the supervisor to list its modules", cmd)
+        time.sleep(0.2)  # written whole
+        loaded = set(dump.read_text().split())
+        assert "bentolite.server.supervisor" in loaded and "bentolite.runner.protocol" in loaded
+        heavy = {"bentolite.runner.worker", "bentolite.runner.remote", "bentolite.runner.batching",
+                 "bentolite.services.loader", "numpy", "aiohttp", "prod_svc"}
+        assert not heavy & loaded, heavy & loaded
+    finally:
+        cmd.close()
+
+
 def test_children_stop_when_the_supervisor_is_killed(tmp_path: Path) -> None:
     cmd = _serve(tmp_path, {})
     try:

@@ -22,7 +22,7 @@ import bentolite
 from bentolite.config import load_config
 from bentolite.exceptions import GatewayTimeout, RemoteException, ServiceUnavailable
 from bentolite.runner.process import RunnerWorkerGroup
-from bentolite.runner.remote import ping_worker
+from bentolite.runner.protocol import ping_worker
 
 from tests.runner import runner_targets as targets
 
