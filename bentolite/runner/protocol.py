@@ -84,7 +84,7 @@ def _lengths_struct(count: int) -> struct.Struct:
 
 _meta_cache: dict[Any, bytes] = {}
 #: meta keys whose values repeat from call to call (a method name, flags): such metas are
-#: parsed once; others (error messages, shared-memory positions, trace ids) vary
+#: encoded and parsed once; others (error messages, ring positions, trace ids) vary
 _REPEATING_META = frozenset({"m", "p", "stream"})
 _meta_parsed: dict[bytes, dict[str, Any]] = {}
 

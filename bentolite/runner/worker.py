@@ -459,11 +459,9 @@ class RunnerWorker:
                 send_error(rid, exc)
                 return
             try:
-                buffers = encode_payload(future.result())
-            except Exception as e:  # noqa: BLE001 - e.g. an unpicklable result
+                proto.send(RESULT, rid, None, encode_payload(future.result()))
+            except Exception as e:  # noqa: BLE001 - e.g. unpicklable, or past the frame limit
                 send_error(rid, e)
-                return
-            proto.send(RESULT, rid, None, buffers)
 
         def send_error(rid: int, exc: BaseException) -> None:
             proto.send(ERROR, rid, self.error_meta(exc))

@@ -50,7 +50,9 @@ class RowModel(bentolite.Runnable):
         return {"x": x, "pid": os.getpid(), "thread": threading.current_thread().name}
 
     @bentolite.Runnable.method
-    def fail(self, kind: str) -> None:
+    def fail(self, kind: str) -> Any:
+        if kind == "unpicklable":  # a result that cannot travel back
+            return threading.Lock()
         if kind == "bad_input":
             raise BadInput("field x must be positive", field="x")
         if kind == "value":

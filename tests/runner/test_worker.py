@@ -101,6 +101,11 @@ def test_batches_over_the_socket(tmp_path: Path) -> None:
                 assert remote.value.remote_type == "ValueError"
                 assert "ValueError" in str(remote.value)
                 assert "x must be positive" in str(remote.value)
+                # a result that cannot travel back is the caller's error, not a hang
+                with pytest.raises(RemoteException) as unsent:
+                    await runner.fail.async_run("unpicklable")
+                assert unsent.value.remote_type == "TypeError" and "pickle" in str(unsent.value)
+                assert (await runner.single.async_run(7))["x"] == 7
 
                 # sync run from a worker thread while the loop runs here
                 assert (await asyncio.to_thread(runner.single.run, 5))["x"] == 5
