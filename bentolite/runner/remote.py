@@ -268,6 +268,7 @@ class RemoteRunnerHandle(RunnerHandle):
                ) -> tuple[int, asyncio.Future[Frame]]:
         """Send one CALL frame on ``conn``: its request id and the future of its reply
         (its last frame; ``on_chunk`` takes partial results before it)."""
+        buffers = encode_payload((args, kwargs))  # unpicklable arguments fail here, not later
         rid = conn.next_id()
         fut: asyncio.Future[Frame] = self._loop.create_future()
         meta: dict[str, Any] = {"m": method_name}
@@ -277,7 +278,12 @@ class RemoteRunnerHandle(RunnerHandle):
             meta["p"] = 1
             conn.partials[rid] = on_chunk
         conn.pending[rid] = fut
-        conn.send(CALL, rid, meta, encode_payload((args, kwargs)))
+        try:
+            conn.send(CALL, rid, meta, buffers)
+        except BaseException:  # e.g. past the frame limit: nothing was sent, nothing waits
+            conn.pending.pop(rid, None)
+            conn.partials.pop(rid, None)
+            raise
         return rid, fut
 
     def _timeout_error(self, method_name: str) -> GatewayTimeout:
@@ -416,14 +422,15 @@ class RemoteRunnerHandle(RunnerHandle):
         conn = self._open_least_busy() or await self._pick()
         if conn.closed:
             raise conn.lost_error()
+        buffers = encode_payload((args, kwargs))
         rid = conn.next_id()
-        queue: asyncio.Queue[Frame | BaseException] = asyncio.Queue()
-        conn.streams[rid] = queue
         meta: dict[str, Any] = {"m": method.name, "stream": 1}
         trace = tracing.outgoing_trace() if tracing.ACTIVE else None
         if trace:
             meta["trace"] = trace
-        conn.send(CALL, rid, meta, encode_payload((args, kwargs)))
+        conn.send(CALL, rid, meta, buffers)
+        queue: asyncio.Queue[Frame | BaseException] = asyncio.Queue()
+        conn.streams[rid] = queue
         ended = False
         try:
             while True:

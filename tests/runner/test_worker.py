@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +107,13 @@ def test_batches_over_the_socket(tmp_path: Path) -> None:
                     await runner.fail.async_run("unpicklable")
                 assert unsent.value.remote_type == "TypeError" and "pickle" in str(unsent.value)
                 assert (await runner.single.async_run(7))["x"] == 7
+                # arguments that cannot travel fail at once and leave no call waiting (a
+                # phantom would count against its worker in the least-busy choice)
+                for _ in range(3):
+                    with pytest.raises(TypeError, match="pickle"):
+                        await runner.single.async_run(threading.Lock())
+                handle = runner._runner_handle
+                assert sum(worker.outstanding for worker in handle._workers) == 0
 
                 # sync run from a worker thread while the loop runs here
                 assert (await asyncio.to_thread(runner.single.run, 5))["x"] == 5
