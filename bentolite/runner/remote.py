@@ -357,9 +357,14 @@ class RemoteRunnerHandle(RunnerHandle):
             return
         dim = group.method.config.batch_dim[0]
         arrays = group.arrays
-        joined = arrays[0] if len(arrays) == 1 else concat_batches(arrays, dim)
-        group.arrays = []  # the joined copy is what travels
-        rid, fut = self._start(conn, group.method.name, (joined,), {}, on_chunk=group.on_chunk)
+        try:
+            joined = arrays[0] if len(arrays) == 1 else concat_batches(arrays, dim)
+            group.arrays = []  # the joined copy is what travels
+            rid, fut = self._start(conn, group.method.name, (joined,), {},
+                                   on_chunk=group.on_chunk)
+        except Exception as e:  # noqa: BLE001 - e.g. past the frame limit: every caller gets it
+            group.fail(e)
+            return
         timer = self._loop.call_later(self._timeout_s, _time_out, fut)
         group.sent(conn, rid, timer)
         fut.add_done_callback(functools.partial(self._group_done, group))

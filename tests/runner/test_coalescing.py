@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from bentolite.exceptions import RemoteException, ServiceUnavailable
+from bentolite.runner import protocol
 from bentolite.runner.remote import RemoteRunnerHandle
 
 from tests.runner import runner_targets as targets
@@ -98,6 +100,20 @@ def test_cancelled_callers_leave_the_others_alone_and_a_fully_cancelled_call_nev
         assert (await runner.predict.async_run(rows_of(200, 1)))[0, 0] == 200
         seen = (await runner.history.async_run())["seen"]
         assert 200.0 in seen and not {100.0, 101.0, 102.0, 103.0} & set(seen)
+
+    run_with_worker(tmp_path, body)
+
+
+def test_coalesced_calls_too_big_for_a_frame_fail_every_caller(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def body(runner: Any) -> None:
+        monkeypatch.setattr(protocol, "MAX_FRAME_BYTES", 4096)  # 600 rows of 8 bytes do not fit
+        calls = [runner.predict.async_run(rows_of(i, 600)) for i in range(6)]
+        results = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 10)
+        assert all(isinstance(r, ValueError) and "frame limit" in str(r) for r in results), results
+        monkeypatch.undo()
+        out = await runner.predict.async_run(rows_of(7, 3))  # the next calls go through
+        assert (out[:, 0] == 7).all()
 
     run_with_worker(tmp_path, body)
 
