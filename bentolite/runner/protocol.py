@@ -249,9 +249,10 @@ class FrameProtocol(asyncio.BufferedProtocol):
                   ) -> tuple[dict[str, Any] | None, Sequence[Any]]:
         """``meta`` and ``buffers`` with the large buffers moved into our ring, as far as it
         has room (``meta["shm"]`` says where each one went)."""
-        big = [i for i, b in enumerate(buffers) if _size(b) >= shm.MIN_BUFFER_BYTES]
-        if not big:
-            return meta, buffers
+        sizes = [_size(b) for b in buffers]
+        big = [i for i, n in enumerate(sizes) if n >= shm.MIN_BUFFER_BYTES]
+        if not big or sum(sizes) > MAX_FRAME_BYTES:  # too big: pack_frame refuses it, and
+            return meta, buffers  # nothing may be left in the ring that no frame points to
         ring = self._ring_out
         if self._ring_state != "ready" or ring is None:
             if self._ring_state == "new":

@@ -15,6 +15,7 @@ import pytest
 from bentolite.exceptions import ServiceUnavailable
 from bentolite.runner import shm
 from bentolite.runner.container import decode_payload, encode_payload
+from bentolite.runner import protocol
 from bentolite.runner.protocol import CALL, SHM, Frame, FrameProtocol
 from bentolite.runner.remote import RemoteRunnerHandle
 
@@ -95,6 +96,41 @@ def test_large_buffers_cross_through_the_ring_in_order_with_the_socket_as_fallba
     assert in_ring[2] and sum(in_ring) >= 30  # most large ones; some of a burst may not fit
     assert not in_ring[1] and not in_ring[-1]  # small buffers stay in the socket
     assert sender.ring_stats()["state"] == "off" and ring_maps() == 0  # both sides closed
+
+
+def test_a_frame_past_the_limit_is_refused_before_it_touches_the_ring(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A frame still past the limit after the ring took what fits is refused; the buffers the
+    ring took for it would stay there unread for good, and the ring would never free again."""
+    monkeypatch.setattr(shm, "RING_BYTES", 1 << 20)
+
+    async def main() -> None:
+        got: list[Frame] = []
+        sender, receiver = await _pair(got.append)
+        sender.send(CALL, 0, None, encode_payload(np.ones(BIG, np.uint8)))  # offers the ring
+        for _ in range(100):
+            if sender.ring_stats()["state"] == "ready":
+                break
+            await asyncio.sleep(0.01)
+        written = sender.ring_stats()["written"]
+        with monkeypatch.context() as limit:
+            limit.setattr(protocol, "MAX_FRAME_BYTES", 3 << 19)  # 1.5 MiB
+            # two buffers the ring could take, one bigger than the ring itself
+            parts = encode_payload([np.ones(BIG, np.uint8), np.ones(BIG, np.uint8),
+                                    np.ones(2 << 20, np.uint8)])
+            with pytest.raises(ValueError, match="frame limit"):
+                sender.send(CALL, 1, None, parts)
+        assert sender.ring_stats()["written"] == written
+        sender.send(CALL, 2, None, encode_payload(np.full(BIG, 2, np.uint8)))
+        for _ in range(100):
+            if len(got) == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert [f.request_id for f in got] == [0, 2] and "shm" in got[1].meta
+        sender.transport.close()  # type: ignore[union-attr]
+        await asyncio.sleep(0.05)
+
+    asyncio.run(main())
 
 
 def test_a_peer_that_cannot_map_the_ring_keeps_getting_frames_by_socket(
