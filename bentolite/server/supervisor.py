@@ -258,8 +258,7 @@ class Supervisor:
                            runner_map: dict[str, list[str]]) -> asyncio.Task[None]:
         """Start runner ``name``'s workers (index -> env) in the background; their socket
         paths go in ``runner_map``."""
-        from ..runner.process import RunnerWorkerGroup
-        from ..runner.process import PARENT_PID_ENV, RUNNER_MAP_ENV
+        from ..runner.process import PARENT_PID_ENV, RUNNER_MAP_ENV, RunnerWorkerGroup
 
         assert self.run_dir is not None
         group = RunnerWorkerGroup(
@@ -284,8 +283,7 @@ class Supervisor:
     async def _start_api_worker(self, index: int, runner_map: dict[str, list[str]],
                                 config_path: str, prometheus_dir: Path,
                                 extra_env: dict[str, str]) -> None:
-        from ..runner.process import ManagedProcess
-        from ..runner.process import PARENT_PID_ENV
+        from ..runner.process import PARENT_PID_ENV, ManagedProcess
 
         assert self.sock is not None
         fd = self.sock.fileno()

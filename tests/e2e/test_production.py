@@ -216,8 +216,10 @@ def test_the_supervisor_never_imports_the_service(tmp_path: Path) -> None:
 _DUMP_MODULES = """
 import os, signal, sys
 def _dump(*_):
-    with open(os.path.join(os.environ["DUMP_MODULES_DIR"], str(os.getpid())), "w") as f:
+    path = os.path.join(os.environ["DUMP_MODULES_DIR"], str(os.getpid()))
+    with open(path + ".part", "w") as f:
         f.write("\\n".join(sorted(sys.modules)))
+    os.rename(path + ".part", path)  # appears whole
 signal.signal(signal.SIGUSR1, _dump)
 """
 
@@ -237,7 +239,6 @@ def test_the_supervisor_stays_small(tmp_path: Path) -> None:
         cmd.process.send_signal(signal.SIGUSR1)
         dump = dumps / str(cmd.process.pid)
         wait_for(dump.exists, "the supervisor to list its modules", cmd)
-        time.sleep(0.2)  # written whole
         loaded = set(dump.read_text().split())
         assert "bentolite.server.supervisor" in loaded and "bentolite.runner.protocol" in loaded
         heavy = {"bentolite.runner.worker", "bentolite.runner.remote", "bentolite.runner.batching",
